@@ -1,0 +1,393 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"iter"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// The document is written by hand rather than with encoding/json: the
+// contract is JavaScript's JSON.stringify(doc, null, 2) byte for byte
+// (which encoding/json does not produce: it escapes <, >, & and U+2028),
+// and appending into one reused buffer keeps the cost per record to a few
+// copies, with no reflection and no allocation.
+
+// flushAt is the buffered size at which the writer hands bytes on. Large
+// enough to amortise Write calls, small enough to be a rounding error in
+// the memory an export holds.
+const flushAt = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+4<<10); return &b }}
+
+// jsonWriter appends into a buffer and writes it out in large chunks. Its
+// first write error sticks, so the encoder checks once per record.
+type jsonWriter struct {
+	w   io.Writer
+	buf []byte
+	n   int64
+	err error
+}
+
+func (j *jsonWriter) flush() error {
+	if j.err == nil && len(j.buf) > 0 {
+		m, err := j.w.Write(j.buf)
+		j.n += int64(m)
+		if err == nil && m < len(j.buf) {
+			err = io.ErrShortWrite
+		}
+		j.err = err
+	}
+	j.buf = j.buf[:0]
+	return j.err
+}
+
+// step flushes when the buffer is full and reports the sticky error.
+func (j *jsonWriter) step() error {
+	if len(j.buf) >= flushAt {
+		return j.flush()
+	}
+	return j.err
+}
+
+// encode writes the whole document for tx. Section failures are returned
+// as *Error with the section's stage.
+func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result) error {
+	u, err := tx.User(ctx)
+	if err != nil {
+		return stageError(StageUser, err)
+	}
+	b := append(j.buf, "{\n  \"exportedAt\": "...)
+	b = appendTimeString(b, at)
+	b = append(b, ",\n  \"version\": \""+Version+"\",\n  \"user\": {\n    \"id\": "...)
+	b = appendString(b, u.ID)
+	b = append(b, ",\n    \"email\": "...)
+	b = appendString(b, u.Email)
+	b = append(b, ",\n    \"name\": "...)
+	b = appendNullString(b, u.Name)
+	b = append(b, ",\n    \"plan\": "...)
+	b = appendNullString(b, u.Plan)
+	b = append(b, ",\n    \"role\": "...)
+	b = appendString(b, u.Role)
+	b = append(b, ",\n    \"referralCode\": "...)
+	b = appendNullString(b, u.ReferralCode)
+	b = append(b, ",\n    \"referralCredits\": "...)
+	b = strconv.AppendInt(b, u.ReferralCredits, 10)
+	j.buf = append(b, "\n  },\n  \"agents\": ["...)
+
+	res.Agents, err = section(j, tx.Agents(ctx), StageAgents, func(b []byte, a *Agent) []byte {
+		b = append(b, "\n    {\n      \"id\": "...)
+		b = appendString(b, a.ID)
+		b = append(b, ",\n      \"name\": "...)
+		b = appendString(b, a.Name)
+		b = append(b, ",\n      \"model\": "...)
+		b = appendString(b, a.Model)
+		b = append(b, ",\n      \"status\": "...)
+		b = appendString(b, a.Status)
+		b = append(b, ",\n      \"createdAt\": "...)
+		b = appendTimeString(b, a.CreatedAt)
+		b = append(b, ",\n      \"updatedAt\": "...)
+		b = appendTimeString(b, a.UpdatedAt)
+		return append(b, "\n    }"...)
+	})
+	if err != nil {
+		return err
+	}
+	j.buf = append(j.buf, ",\n  \"scheduledTasks\": ["...)
+	res.ScheduledTasks, err = section(j, tx.ScheduledTasks(ctx), StageScheduledTasks, func(b []byte, t *ScheduledTask) []byte {
+		b = append(b, "\n    {\n      \"id\": "...)
+		b = appendString(b, t.ID)
+		b = append(b, ",\n      \"name\": "...)
+		b = appendString(b, t.Name)
+		b = append(b, ",\n      \"cronSchedule\": "...)
+		b = appendString(b, t.CronSchedule)
+		b = append(b, ",\n      \"enabled\": "...)
+		b = strconv.AppendBool(b, t.Enabled)
+		b = append(b, ",\n      \"createdAt\": "...)
+		b = appendTimeString(b, t.CreatedAt)
+		return append(b, "\n    }"...)
+	})
+	if err != nil {
+		return err
+	}
+	j.buf = append(j.buf, ",\n  \"workflows\": ["...)
+	res.Workflows, err = section(j, tx.Workflows(ctx), StageWorkflows, func(b []byte, w *Workflow) []byte {
+		b = append(b, "\n    {\n      \"id\": "...)
+		b = appendString(b, w.ID)
+		b = append(b, ",\n      \"name\": "...)
+		b = appendString(b, w.Name)
+		b = append(b, ",\n      \"enabled\": "...)
+		b = strconv.AppendBool(b, w.Enabled)
+		b = append(b, ",\n      \"createdAt\": "...)
+		b = appendTimeString(b, w.CreatedAt)
+		return append(b, "\n    }"...)
+	})
+	if err != nil {
+		return err
+	}
+	j.buf = append(j.buf, "\n}"...)
+	if err := j.flush(); err != nil {
+		return &Error{Stage: StageWrite, Err: err}
+	}
+	return nil
+}
+
+// section writes the records of one array, separated by commas, and closes
+// it: "[]" when empty, as JSON.stringify does, otherwise "\n  ]".
+func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record func([]byte, *T) []byte) (int, error) {
+	n := 0
+	for rec, err := range seq {
+		if err != nil {
+			return n, stageError(stage, err)
+		}
+		if n > 0 {
+			j.buf = append(j.buf, ',')
+		}
+		j.buf = record(j.buf, &rec)
+		n++
+		if err := j.step(); err != nil {
+			return n, &Error{Stage: StageWrite, Err: err}
+		}
+	}
+	if n > 0 {
+		j.buf = append(j.buf, "\n  ]"...)
+	} else {
+		j.buf = append(j.buf, ']')
+	}
+	return n, nil
+}
+
+// StoreExporter is the Exporter over a Store. It streams: records go from
+// the store's iterators into w through one small buffer, so the memory an
+// export holds does not depend on the size of the account.
+type StoreExporter struct {
+	store Store
+}
+
+var _ Exporter = (*StoreExporter)(nil)
+
+// NewExporter returns an Exporter that reads from store.
+func NewExporter(store Store) *StoreExporter { return &StoreExporter{store: store} }
+
+// Export writes the document for req.UserID, stamped req.ExportedAt.
+func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (Result, error) {
+	var res Result
+	bp := bufPool.Get().(*[]byte)
+	j := &jsonWriter{w: w, buf: (*bp)[:0]}
+	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
+		return encode(ctx, j, tx, req.ExportedAt, &res)
+	})
+	res.Bytes = j.n
+	*bp = j.buf[:0]
+	bufPool.Put(bp)
+	if err != nil {
+		return res, stageError(StageOpen, err)
+	}
+	return res, nil
+}
+
+// WriteTo writes d in the format of the contract. d.Version is not
+// consulted: the writer only knows how to write Version.
+func (d *Document) WriteTo(w io.Writer) (int64, error) {
+	j := &jsonWriter{w: w, buf: make([]byte, 0, flushAt)}
+	var res Result
+	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, &res)
+	return j.n, err
+}
+
+// Bytes returns d in the format of the contract.
+func (d *Document) Bytes() []byte {
+	var buf bytes.Buffer
+	d.WriteTo(&buf) // a bytes.Buffer never fails a write
+	return buf.Bytes()
+}
+
+// ReadDocument reads one user's whole export into memory. It is meant for
+// small accounts and tests; serve large ones with an Exporter.
+func ReadDocument(ctx context.Context, store Store, userID string, exportedAt time.Time) (*Document, error) {
+	d := &Document{ExportedAt: exportedAt, Version: Version}
+	err := store.View(ctx, userID, func(tx Tx) error {
+		u, err := tx.User(ctx)
+		if err != nil {
+			return stageError(StageUser, err)
+		}
+		d.User = u
+		if d.Agents, err = collect(tx.Agents(ctx), StageAgents); err != nil {
+			return err
+		}
+		if d.ScheduledTasks, err = collect(tx.ScheduledTasks(ctx), StageScheduledTasks); err != nil {
+			return err
+		}
+		d.Workflows, err = collect(tx.Workflows(ctx), StageWorkflows)
+		return err
+	})
+	if err != nil {
+		return nil, stageError(StageOpen, err)
+	}
+	return d, nil
+}
+
+func collect[T any](seq iter.Seq2[T, error], stage Stage) ([]T, error) {
+	out := []T{}
+	for v, err := range seq {
+		if err != nil {
+			return nil, stageError(stage, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// docTx serves a Document through the Tx interface, so that a document in
+// memory and a streamed export share one encoder.
+type docTx struct{ d *Document }
+
+func (t docTx) User(context.Context) (User, error) { return t.d.User, nil }
+func (t docTx) Agents(context.Context) iter.Seq2[Agent, error] {
+	return sliceSeq(t.d.Agents)
+}
+func (t docTx) ScheduledTasks(context.Context) iter.Seq2[ScheduledTask, error] {
+	return sliceSeq(t.d.ScheduledTasks)
+}
+func (t docTx) Workflows(context.Context) iter.Seq2[Workflow, error] {
+	return sliceSeq(t.d.Workflows)
+}
+
+func sliceSeq[T any](s []T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for _, v := range slices.All(s) {
+			if !yield(v, nil) {
+				return
+			}
+		}
+	}
+}
+
+// FormatTime returns t in the contract's timestamp form, the one
+// JavaScript's Date.prototype.toISOString prints: UTC, exactly three
+// fractional digits (truncated, not rounded), and Z. Years outside
+// 0000-9999 get a sign and six digits, as in JavaScript.
+func FormatTime(t time.Time) string { return string(appendTime(nil, t)) }
+
+func appendTimeString(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = appendTime(b, t)
+	return append(b, '"')
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	switch {
+	case year < 0:
+		b = append(b, '-')
+		b = appendDigits(b, -year, 6)
+	case year > 9999:
+		b = append(b, '+')
+		b = appendDigits(b, year, 6)
+	default:
+		b = appendDigits(b, year, 4)
+	}
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1e6, 3)
+	return append(b, 'Z')
+}
+
+// appendDigits appends v in decimal, zero-padded to at least width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for v >= 10 || width > 1 {
+		i--
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+		width--
+	}
+	i--
+	tmp[i] = byte('0' + v)
+	return append(b, tmp[i:]...)
+}
+
+func appendNullString(b []byte, s NullString) []byte {
+	if !s.Valid {
+		return append(b, "null"...)
+	}
+	return appendString(b, s.String)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// safe[c] is true for the ASCII bytes JSON.stringify writes as themselves.
+var safe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string the way JSON.stringify writes
+// it: only '"', '\\' and control characters are escaped, with the short
+// forms \b \t \n \f \r where they exist and lowercase \u00xx otherwise.
+// Everything else, including <, >, &, DEL and U+2028/U+2029, is written as
+// itself. Bytes that are not valid UTF-8 become U+FFFD, one per byte, as
+// encoding/json reads them.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if safe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\r':
+				b = append(b, '\\', 'r')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,3 @@
+module github.com/agentbot/export
+
+go 1.26

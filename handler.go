@@ -1,0 +1,453 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrNoSession is what a resolver returns (possibly wrapped) when the
+// request has no signed-in user. The handler answers 401. Any other
+// resolver error is a failure of the resolver, answered with 500.
+var ErrNoSession = errors.New("export: no session")
+
+// DefaultFilenamePrefix starts the name of every downloaded file unless
+// the host sets its own with WithFilenamePrefix.
+const DefaultFilenamePrefix = "agentbot-export"
+
+// DefaultSpoolThreshold is how much of a document is kept in memory
+// before the rest goes to a temporary file.
+const DefaultSpoolThreshold = 1 << 20
+
+// Handler serves GET /api/export for the signed-in user. Create it with
+// NewHandler; it is safe for concurrent use.
+type Handler struct {
+	exporter Exporter
+	resolve  func(*http.Request) (string, error)
+
+	prefix     string
+	now        func() time.Time
+	logger     *slog.Logger
+	onError    func(*http.Request, error)
+	onEvent    func(*http.Request, Event)
+	detailed   bool
+	limiter    Limiter
+	spoolLimit int
+	spoolDir   string
+	streaming  bool
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithFilenamePrefix sets the start of the downloaded file's name
+// (default "agentbot-export"). Characters outside A-Z a-z 0-9 _ - are
+// replaced by _, as in the user ID part; "" keeps the default.
+func WithFilenamePrefix(prefix string) Option { return func(h *Handler) { h.prefix = prefix } }
+
+// WithClock sets the source of exportedAt (default time.Now).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithLogger sets where each attempt and each failure is logged; nil means
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
+
+// WithErrorHook calls fn with the full error of every failed export (each
+// 500), for error reporting. The response itself is fixed by the format
+// and is not the hook's to write.
+func WithErrorHook(fn func(*http.Request, error)) Option { return func(h *Handler) { h.onError = fn } }
+
+// WithAuditHook calls fn once per request to the handler, whatever its
+// outcome, after the response is done.
+func WithAuditHook(fn func(*http.Request, Event)) Option { return func(h *Handler) { h.onEvent = fn } }
+
+// WithDetailedErrors puts the full error text into 500 responses. It can
+// leak SQL, paths and host names to clients: for development only.
+func WithDetailedErrors(on bool) Option { return func(h *Handler) { h.detailed = on } }
+
+// WithLimiter replaces the default limiter (NewLimiter(DefaultLimits));
+// nil keeps the default. To lift the limits use
+// NewLimiter(Limits{PerUser: -1, Concurrent: -1}).
+func WithLimiter(l Limiter) Option { return func(h *Handler) { h.limiter = l } }
+
+// WithSpool sets how many bytes of a document are held in memory
+// (threshold, default 1 MiB; values <= 0 keep the default) and the
+// directory for the temporary file beyond that ("" means os.TempDir).
+func WithSpool(threshold int, dir string) Option {
+	return func(h *Handler) { h.spoolLimit, h.spoolDir = threshold, dir }
+}
+
+// WithStreaming sends the document as it is produced instead of spooling
+// it first: the first byte leaves early and nothing is held, but the
+// response has no Content-Length, and a failure after the first byte
+// aborts the connection (the client sees a broken transfer, never a
+// well-formed but incomplete file) instead of answering 500.
+func WithStreaming(on bool) Option { return func(h *Handler) { h.streaming = on } }
+
+// NewHandler returns the export handler. resolve returns the signed-in
+// user's ID: ErrNoSession or "" when there is none. The user ID is taken
+// from resolve only, never from the request's URL, headers or body.
+//
+// NewHandler panics if exporter or resolve is nil, as http.Handle does
+// with a nil handler: that is a wiring mistake, not a runtime condition.
+func NewHandler(exporter Exporter, resolve func(*http.Request) (userID string, err error), opts ...Option) *Handler {
+	if exporter == nil || resolve == nil {
+		panic("export: NewHandler needs an Exporter and a resolver")
+	}
+	h := &Handler{exporter: exporter, resolve: resolve}
+	for _, opt := range opts {
+		opt(h)
+	}
+	if h.prefix == "" {
+		h.prefix = DefaultFilenamePrefix
+	}
+	h.prefix = sanitize(h.prefix, -1)
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.limiter == nil {
+		h.limiter = NewLimiter(DefaultLimits)
+	}
+	if h.spoolLimit <= 0 {
+		h.spoolLimit = DefaultSpoolThreshold
+	}
+	return h
+}
+
+// Event describes one request to the handler, for audit.
+type Event struct {
+	UserID         string // "" when there was no session
+	Outcome        Outcome
+	Status         int
+	Bytes          int64 // size of the document produced
+	Agents         int
+	ScheduledTasks int
+	Workflows      int
+	Duration       time.Duration
+	Err            error // the full error; never shown to the client
+}
+
+// Outcome sums up how a request ended.
+type Outcome string
+
+// The outcomes of Event.
+const (
+	OutcomeExported         Outcome = "exported"
+	OutcomeUnauthorized     Outcome = "unauthorized"
+	OutcomeMethodNotAllowed Outcome = "method not allowed"
+	OutcomeLimited          Outcome = "limited"
+	OutcomeCanceled         Outcome = "canceled" // the client went away
+	OutcomeFailed           Outcome = "failed"
+	OutcomeAborted          Outcome = "aborted" // streaming: failed after the first byte
+)
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ev := Event{Status: http.StatusOK}
+	rw := &trackingWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler || rw.wroteHeader {
+				if ev.Outcome != OutcomeAborted {
+					ev.Outcome, ev.Err = OutcomeAborted, panicError(p)
+				}
+				h.finish(r, &ev, start)
+				panic(http.ErrAbortHandler)
+			}
+			h.fail(rw, r, &ev, &Error{Stage: StagePanic, Err: panicError(p)})
+		}
+		h.finish(r, &ev, start)
+	}()
+	h.serve(rw, r, &ev)
+}
+
+func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD")
+		ev.Outcome = OutcomeMethodNotAllowed
+		h.writeError(w, r, ev, http.StatusMethodNotAllowed, "")
+		return
+	}
+	userID, err := h.resolve(r)
+	if err != nil && !errors.Is(err, ErrNoSession) {
+		h.fail(w, r, ev, &Error{Stage: StageSession, Err: err})
+		return
+	}
+	if userID == "" || err != nil {
+		ev.Outcome = OutcomeUnauthorized
+		h.writeError(w, r, ev, http.StatusUnauthorized, "")
+		return
+	}
+	ev.UserID = userID
+
+	release, err := h.limiter.Acquire(r.Context(), userID)
+	if err != nil {
+		var le *LimitError
+		if errors.As(err, &le) {
+			secs := int64(math.Ceil(le.RetryAfter.Seconds()))
+			hdr.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+			ev.Outcome, ev.Err = OutcomeLimited, err
+			h.writeError(w, r, ev, http.StatusTooManyRequests, "")
+			return
+		}
+		h.fail(w, r, ev, &Error{Stage: StageLimit, Err: err})
+		return
+	}
+	defer release()
+
+	req := Request{UserID: userID, ExportedAt: h.now()}
+	if h.streaming && r.Method == http.MethodGet {
+		h.serveStreaming(w, r, ev, req)
+		return
+	}
+	h.serveSpooled(w, r, ev, req)
+}
+
+// serveSpooled produces the whole document before the status line, so a
+// failure is a clean 500 and the 200 carries Content-Length. HEAD only
+// counts the bytes.
+func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, req Request) {
+	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit}
+	defer sp.Close()
+	var dst io.Writer = sp
+	if r.Method == http.MethodHead {
+		dst = &counter{}
+	}
+	res, err := h.exporter.Export(r.Context(), dst, req)
+	ev.record(res)
+	if err != nil {
+		h.fail(w, r, ev, err)
+		return
+	}
+	h.setSuccessHeaders(w, req)
+	w.Header().Set("Content-Length", strconv.FormatInt(res.Bytes, 10))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := sp.WriteTo(w); err != nil {
+		// The status is sent; the connection is broken or closing, and
+		// Content-Length tells the client its copy is short.
+		ev.Outcome, ev.Err = OutcomeAborted, &Error{Stage: StageWrite, Err: err}
+		return
+	}
+	ev.Outcome = OutcomeExported
+}
+
+// serveStreaming sends the 200 with the first bytes of the document.
+func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, req Request) {
+	sw := &firstWrite{w: w, start: func() { h.setSuccessHeaders(w, req); w.WriteHeader(http.StatusOK) }}
+	res, err := h.exporter.Export(r.Context(), sw, req)
+	ev.record(res)
+	if err == nil {
+		ev.Outcome = OutcomeExported
+		return
+	}
+	if !w.wroteHeader {
+		h.fail(w, r, ev, err)
+		return
+	}
+	// Part of a 200 is out. Ending the handler normally would complete a
+	// well-formed (chunked) response that is missing data; aborting makes
+	// the server cut the connection so the client sees the failure.
+	ev.Outcome, ev.Err, ev.Status = OutcomeAborted, err, http.StatusOK
+	h.logFailure(r, err)
+	panic(http.ErrAbortHandler)
+}
+
+func (h *Handler) setSuccessHeaders(w http.ResponseWriter, req Request) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Disposition", `attachment; filename="`+Filename(h.prefix, req.UserID, req.ExportedAt)+`"`)
+}
+
+// Filename returns the name of the downloaded file:
+// <prefix>-<id8>-<YYYY-MM-DD>.json, where id8 is the first 8 code points
+// of userID and the date is exportedAt's in UTC. Every character outside
+// A-Z a-z 0-9 _ - in prefix and id8 is replaced by _, so that no user ID
+// can change the meaning of the header that carries the name.
+func Filename(prefix, userID string, exportedAt time.Time) string {
+	return sanitize(prefix, -1) + "-" + sanitize(userID, 8) + "-" + exportedAt.UTC().Format(time.DateOnly) + ".json"
+}
+
+// sanitize keeps the first n code points of s (all when n < 0), each
+// outside A-Z a-z 0-9 _ - replaced by _. An invalid UTF-8 byte counts as
+// one code point.
+func sanitize(s string, n int) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s) && n != 0; n-- {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
+			b = append(b, c)
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		b = append(b, '_')
+		i += size
+	}
+	return string(b)
+}
+
+// fail answers a failed export: 401 for a user who no longer exists, 500
+// naming the failed stage otherwise.
+func (h *Handler) fail(w *trackingWriter, r *http.Request, ev *Event, err error) {
+	ev.Err = err
+	if errors.Is(err, ErrUserNotFound) {
+		ev.Outcome = OutcomeUnauthorized
+		h.writeError(w, r, ev, http.StatusUnauthorized, "")
+		return
+	}
+	ev.Outcome = OutcomeFailed
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		ev.Outcome = OutcomeCanceled
+	}
+	h.logFailure(r, err)
+	if w.wroteHeader {
+		return // only possible after a panic late in a response
+	}
+	stage := StagePanic
+	var e *Error
+	if errors.As(err, &e) {
+		stage = e.Stage
+	}
+	msg := "could not " + string(stage)
+	if h.detailed {
+		msg = err.Error()
+	}
+	h.writeError(w, r, ev, http.StatusInternalServerError, msg)
+}
+
+func (h *Handler) logFailure(r *http.Request, err error) {
+	if h.onError != nil {
+		h.onError(r, err)
+	}
+}
+
+// writeError sends a JSON error body: {"error":"<status text>"} plus a
+// "message" for 500s.
+func (h *Handler) writeError(w *trackingWriter, r *http.Request, ev *Event, status int, message string) {
+	ev.Status = status
+	b := append(make([]byte, 0, 96), `{"error":`...)
+	text := http.StatusText(status)
+	if status == http.StatusInternalServerError {
+		text = "Export failed"
+	}
+	b = appendString(b, text)
+	if message != "" {
+		b = append(b, `,"message":`...)
+		b = appendString(b, message)
+	}
+	b = append(b, '}')
+	hdr := w.Header()
+	hdr.Del("Content-Disposition")
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(b)
+	}
+}
+
+func (h *Handler) finish(r *http.Request, ev *Event, start time.Time) {
+	ev.Duration = time.Since(start)
+	if h.onEvent != nil {
+		h.onEvent(r, *ev)
+	}
+	logger := h.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	level := slog.LevelInfo
+	if ev.Outcome == OutcomeFailed || ev.Outcome == OutcomeAborted {
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("user_id", ev.UserID),
+		slog.String("outcome", string(ev.Outcome)),
+		slog.Int("status", ev.Status),
+		slog.Int64("bytes", ev.Bytes),
+		slog.Int("agents", ev.Agents),
+		slog.Int("scheduled_tasks", ev.ScheduledTasks),
+		slog.Int("workflows", ev.Workflows),
+		slog.Duration("duration", ev.Duration),
+	}
+	if ev.Err != nil {
+		attrs = append(attrs, slog.String("error", ev.Err.Error()))
+	}
+	logger.LogAttrs(r.Context(), level, "export", attrs...)
+}
+
+func (ev *Event) record(res Result) {
+	ev.Bytes = res.Bytes
+	ev.Agents, ev.ScheduledTasks, ev.Workflows = res.Agents, res.ScheduledTasks, res.Workflows
+}
+
+func panicError(p any) error {
+	if err, ok := p.(error); ok {
+		return fmt.Errorf("panic: %w", err)
+	}
+	return fmt.Errorf("panic: %v", p)
+}
+
+// trackingWriter remembers whether the status line has been written.
+type trackingWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *trackingWriter) WriteHeader(code int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(p []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps the underlying writer's sendfile path for spooled files.
+func (w *trackingWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.wroteHeader = true
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(w.ResponseWriter, src)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// firstWrite calls start before its first write goes through.
+type firstWrite struct {
+	w       http.ResponseWriter
+	start   func()
+	started bool
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.start()
+	}
+	return f.w.Write(p)
+}
+
+// counter counts what it is given, for HEAD.
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }

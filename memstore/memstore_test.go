@@ -1,0 +1,105 @@
+package memstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/agentbot/export"
+	"github.com/agentbot/export/memstore"
+	"github.com/agentbot/export/storetest"
+)
+
+// fixture adapts memstore's context-free writers to storetest.Fixture.
+type fixture struct{ s *memstore.Store }
+
+func (f fixture) PutUser(_ context.Context, u export.User) error { f.s.PutUser(u); return nil }
+func (f fixture) DeleteUser(_ context.Context, id string) error  { f.s.DeleteUser(id); return nil }
+func (f fixture) PutAgent(_ context.Context, uid string, a export.Agent) error {
+	return f.s.PutAgent(uid, a)
+}
+func (f fixture) PutScheduledTask(_ context.Context, uid string, t export.ScheduledTask) error {
+	return f.s.PutScheduledTask(uid, t)
+}
+func (f fixture) PutWorkflow(_ context.Context, uid string, w export.Workflow) error {
+	return f.s.PutWorkflow(uid, w)
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		s := memstore.New()
+		return storetest.Harness{Store: s, Fixture: fixture{s}}
+	})
+}
+
+func TestPutRecordForMissingUser(t *testing.T) {
+	s := memstore.New()
+	if err := s.PutAgent("nobody", export.Agent{ID: "a"}); err != export.ErrUserNotFound {
+		t.Fatalf("PutAgent for a missing user = %v, want ErrUserNotFound", err)
+	}
+}
+
+func TestPutReplacesByIDAndDeletes(t *testing.T) {
+	s := memstore.New()
+	s.PutUser(export.User{ID: "u"})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.PutAgent("u", export.Agent{ID: "a", Name: "old", CreatedAt: t0})
+	s.PutAgent("u", export.Agent{ID: "b", CreatedAt: t0.Add(time.Second)})
+	// Same ID, new time: replaced and moved, not duplicated.
+	s.PutAgent("u", export.Agent{ID: "a", Name: "new", CreatedAt: t0.Add(time.Hour)})
+	doc, err := export.ReadDocument(context.Background(), s, "u", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Agents) != 2 || doc.Agents[0].ID != "b" || doc.Agents[1].Name != "new" {
+		t.Fatalf("agents = %+v", doc.Agents)
+	}
+	if !s.DeleteAgent("u", "a") || s.DeleteAgent("u", "a") {
+		t.Fatal("DeleteAgent should report true once, then false")
+	}
+	// PutUser keeps the records of an existing user.
+	s.PutUser(export.User{ID: "u", Email: "changed"})
+	doc, _ = export.ReadDocument(context.Background(), s, "u", t0)
+	if len(doc.Agents) != 1 || doc.User.Email != "changed" {
+		t.Fatalf("after PutUser: %+v", doc)
+	}
+}
+
+func TestBatchIsAtomic(t *testing.T) {
+	s := memstore.New()
+	s.PutUser(export.User{ID: "u"})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.PutAgent("u", export.Agent{ID: "x", CreatedAt: t0})
+	ctx := context.Background()
+	err := s.View(ctx, "u", func(tx export.Tx) error {
+		// Move x from agents to workflows while the view is open.
+		s.Update("u", func(b *memstore.Batch) {
+			b.DeleteAgent("x")
+			b.PutWorkflow(export.Workflow{ID: "x", CreatedAt: t0})
+		})
+		n := 0
+		for _, err := range tx.Agents(ctx) {
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		for _, err := range tx.Workflows(ctx) {
+			if err != nil {
+				return err
+			}
+			n += 10
+		}
+		if n != 1 {
+			t.Errorf("the open view saw the batch: n = %d, want 1", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := export.ReadDocument(ctx, s, "u", t0)
+	if len(doc.Agents) != 0 || len(doc.Workflows) != 1 {
+		t.Fatalf("after the batch: %d agents, %d workflows", len(doc.Agents), len(doc.Workflows))
+	}
+}
