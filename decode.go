@@ -111,6 +111,9 @@ func (d *decoder) token(path string) (json.Token, error) {
 	if err == nil {
 		return t, nil
 	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, d.fail(path, "unexpected end of input: the file is truncated")
+	}
 	if errors.Is(err, io.EOF) {
 		if path == "" {
 			return nil, d.fail(path, "empty input, not a document")

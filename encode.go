@@ -132,7 +132,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 	}
 	j.buf = append(j.buf, "\n}"...)
 	if err := j.flush(); err != nil {
-		return &Error{Stage: StageWrite, Err: err}
+		return stageError(StageWrite, err)
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 		j.buf = record(j.buf, &rec)
 		n++
 		if err := j.step(); err != nil {
-			return n, &Error{Stage: StageWrite, Err: err}
+			return n, stageError(StageWrite, err)
 		}
 	}
 	if n > 0 {
