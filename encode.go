@@ -34,6 +34,19 @@ type jsonWriter struct {
 	err error
 }
 
+func newJSONWriter(w io.Writer) *jsonWriter {
+	return &jsonWriter{w: w, buf: (*bufPool.Get().(*[]byte))[:0]}
+}
+
+// release returns the buffer to the pool; j must not be used after it.
+func (j *jsonWriter) release() {
+	if cap(j.buf) <= 4*flushAt { // a giant record grew it: let it go
+		b := j.buf[:0]
+		bufPool.Put(&b)
+	}
+	j.buf = nil
+}
+
 func (j *jsonWriter) flush() error {
 	if j.err == nil && len(j.buf) > 0 {
 		m, err := j.w.Write(j.buf)
@@ -80,7 +93,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 	b = strconv.AppendInt(b, u.ReferralCredits, 10)
 	j.buf = append(b, "\n  },\n  \"agents\": ["...)
 
-	res.Agents, err = section(j, tx.Agents(ctx), StageAgents, func(b []byte, a *Agent) []byte {
+	res.Agents, err = section(j, tx.Agents(ctx), StageAgents, func(b []byte, a Agent) []byte {
 		b = append(b, "\n    {\n      \"id\": "...)
 		b = appendString(b, a.ID)
 		b = append(b, ",\n      \"name\": "...)
@@ -99,7 +112,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 		return err
 	}
 	j.buf = append(j.buf, ",\n  \"scheduledTasks\": ["...)
-	res.ScheduledTasks, err = section(j, tx.ScheduledTasks(ctx), StageScheduledTasks, func(b []byte, t *ScheduledTask) []byte {
+	res.ScheduledTasks, err = section(j, tx.ScheduledTasks(ctx), StageScheduledTasks, func(b []byte, t ScheduledTask) []byte {
 		b = append(b, "\n    {\n      \"id\": "...)
 		b = appendString(b, t.ID)
 		b = append(b, ",\n      \"name\": "...)
@@ -116,7 +129,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 		return err
 	}
 	j.buf = append(j.buf, ",\n  \"workflows\": ["...)
-	res.Workflows, err = section(j, tx.Workflows(ctx), StageWorkflows, func(b []byte, w *Workflow) []byte {
+	res.Workflows, err = section(j, tx.Workflows(ctx), StageWorkflows, func(b []byte, w Workflow) []byte {
 		b = append(b, "\n    {\n      \"id\": "...)
 		b = appendString(b, w.ID)
 		b = append(b, ",\n      \"name\": "...)
@@ -139,7 +152,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 
 // section writes the records of one array, separated by commas, and closes
 // it: "[]" when empty, as JSON.stringify does, otherwise "\n  ]".
-func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record func([]byte, *T) []byte) (int, error) {
+func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record func([]byte, T) []byte) (int, error) {
 	n := 0
 	for rec, err := range seq {
 		if err != nil {
@@ -148,7 +161,7 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 		if n > 0 {
 			j.buf = append(j.buf, ',')
 		}
-		j.buf = record(j.buf, &rec)
+		j.buf = record(j.buf, rec)
 		n++
 		if err := j.step(); err != nil {
 			return n, stageError(StageWrite, err)
@@ -177,14 +190,12 @@ func NewExporter(store Store) *StoreExporter { return &StoreExporter{store: stor
 // Export writes the document for req.UserID, stamped req.ExportedAt.
 func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (Result, error) {
 	var res Result
-	bp := bufPool.Get().(*[]byte)
-	j := &jsonWriter{w: w, buf: (*bp)[:0]}
+	j := newJSONWriter(w)
+	defer j.release()
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
 		return encode(ctx, j, tx, req.ExportedAt, &res)
 	})
 	res.Bytes = j.n
-	*bp = j.buf[:0]
-	bufPool.Put(bp)
 	if err != nil {
 		return res, stageError(StageOpen, err)
 	}
@@ -194,7 +205,8 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 // WriteTo writes d in the format of the contract. d.Version is not
 // consulted: the writer only knows how to write Version.
 func (d *Document) WriteTo(w io.Writer) (int64, error) {
-	j := &jsonWriter{w: w, buf: make([]byte, 0, flushAt)}
+	j := newJSONWriter(w)
+	defer j.release()
 	var res Result
 	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, &res)
 	return j.n, err

@@ -3,6 +3,7 @@ package export
 import (
 	"io"
 	"os"
+	"sync"
 )
 
 // spool holds a finished document until the response is sent, so that a
@@ -18,7 +19,15 @@ type spool struct {
 	size  int64
 }
 
+// spoolBufs recycles the in-memory part of spools between requests.
+var spoolBufs sync.Pool
+
 func (s *spool) Write(p []byte) (int, error) {
+	if s.mem == nil && s.file == nil {
+		if b, ok := spoolBufs.Get().(*[]byte); ok {
+			s.mem = (*b)[:0]
+		}
+	}
 	if s.file == nil && len(s.mem)+len(p) <= s.limit {
 		s.mem = append(s.mem, p...)
 		s.size += int64(len(p))
@@ -52,7 +61,7 @@ func (s *spool) toFile() error {
 	if _, err := f.Write(s.mem); err != nil {
 		return err
 	}
-	s.mem = nil
+	s.recycle()
 	return nil
 }
 
@@ -68,9 +77,17 @@ func (s *spool) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, s.file)
 }
 
+func (s *spool) recycle() {
+	if s.mem != nil && cap(s.mem) <= 2*s.limit {
+		b := s.mem[:0]
+		spoolBufs.Put(&b)
+	}
+	s.mem = nil
+}
+
 // Close releases the file, if any, and removes it.
 func (s *spool) Close() error {
-	s.mem = nil
+	s.recycle()
 	if s.file == nil {
 		return nil
 	}
