@@ -32,7 +32,12 @@
 //		}
 //		return id, nil
 //	})
-//	mux.Handle("GET /api/export", h) // a GET pattern also matches HEAD
+//	mux.Handle("/api/export", h)
+//
+// Mounted without a method, the handler answers every method itself,
+// including the format's JSON 405. The pattern "GET /api/export" works too
+// (it also matches HEAD), but then http.ServeMux answers other methods
+// with its own plain-text 405.
 //
 // # What the handler guarantees
 //

@@ -263,3 +263,15 @@ func TestReadDocumentMissingUser(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUserNotFound", err)
 	}
 }
+
+// TestFormatDocExample keeps the example in docs/FORMAT.md byte for byte
+// equal to the golden file printed by JSON.stringify.
+func TestFormatDocExample(t *testing.T) {
+	md, err := os.ReadFile("docs/FORMAT.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(md), "```json\n")
+	require.True(t, ok, "docs/FORMAT.md has no json example")
+	example, _, ok := strings.Cut(rest, "\n```")
+	require.True(t, ok)
+	require.Equal(t, readGolden(t, "contract-example"), example)
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentbot/export"
+)
+
+// startServer runs the demo on a free port and stops it at the end of the
+// test, checking that it shuts down cleanly.
+func startServer(t *testing.T) (base string, logs *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	logs = &bytes.Buffer{}
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, &syncWriter{w: logs}, ready) }()
+	select {
+	case addr := <-ready:
+		base = "http://" + addr
+	case err := <-done:
+		t.Fatalf("server did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("server did not shut down")
+		}
+	})
+	return base, logs
+}
+
+func newClient(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
+}
+
+func TestDemoSignInDownloadSignOut(t *testing.T) {
+	base, _ := startServer(t)
+	c := newClient(t)
+
+	// Not signed in: the page offers the demo user, the export says 401.
+	page := get(t, c, base+"/")
+	if !strings.Contains(page, `value="demo-jane"`) || !strings.Contains(page, "Demo only") || !strings.Contains(page, "Not signed in") {
+		t.Fatalf("page before sign-in:\n%s", page)
+	}
+	resp, err := c.Get(base + "/api/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("export without a session: %d", resp.StatusCode)
+	}
+
+	// Sign in: 303 to / with an HttpOnly, SameSite=Lax cookie.
+	noRedirect := *c
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = noRedirect.PostForm(base+"/login", url.Values{"user": {"demo-jane"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	setCookie := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{"demo_session=", "HttpOnly", "SameSite=Lax"} {
+		if !strings.Contains(setCookie, want) {
+			t.Errorf("Set-Cookie %q lacks %s", setCookie, want)
+		}
+	}
+	if strings.Contains(setCookie, "demo-jane") {
+		t.Errorf("the cookie holds the user ID, not a random token: %q", setCookie)
+	}
+
+	page = get(t, c, base+"/")
+	if !strings.Contains(page, `<strong id="who">demo-jane</strong>`) || !strings.Contains(page, `href="/api/export"`) {
+		t.Fatalf("page after sign-in:\n%s", page)
+	}
+
+	// Download: a document of the format, for this user only.
+	resp, err = c.Get(base + "/api/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), `attachment; filename="agentbot-export-demo-jan-`) {
+		t.Fatalf("export: %d %v", resp.StatusCode, resp.Header)
+	}
+	doc, err := export.Decode(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("the download is not a valid export: %v", err)
+	}
+	if doc.User.ID != "demo-jane" || len(doc.Agents) != 2 || len(doc.ScheduledTasks) != 2 || len(doc.Workflows) != 2 {
+		t.Fatalf("unexpected document: %+v", doc)
+	}
+	if bytes.Contains(body, []byte("demo-sam")) || bytes.Contains(body, []byte("agent_sam")) {
+		t.Fatal("the export holds another user's data")
+	}
+
+	// Sign out: the session is gone server-side too.
+	resp, err = c.PostForm(base+"/logout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(base + "/api/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("export after sign-out: %d", resp.StatusCode)
+	}
+}
+
+func TestDemoRejectsUnknownUserAndStolenCookie(t *testing.T) {
+	base, _ := startServer(t)
+	c := newClient(t)
+	resp, err := c.PostForm(base+"/login", url.Values{"user": {"nobody"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("login as an unknown user: %d", resp.StatusCode)
+	}
+	// A forged cookie naming a user is not a session.
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/export", nil)
+	req.AddCookie(&http.Cookie{Name: "demo_session", Value: "demo-jane"})
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged cookie: %d", resp.StatusCode)
+	}
+}
+
+func TestDemoExportRoutes(t *testing.T) {
+	base, _ := startServer(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodPost, "/api/export", http.StatusMethodNotAllowed},
+		{http.MethodHead, "/api/export", http.StatusUnauthorized},
+		{http.MethodGet, "/api/export/x.css", http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
+		if tc.status != http.StatusNotFound && resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s: no Cache-Control: no-store", tc.method, tc.path)
+		}
+	}
+}
+
+func get(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
