@@ -356,7 +356,8 @@ func ParseTime(s string) (time.Time, error) {
 	bad := func() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is not a timestamp of the form 2006-01-02T15:04:05.000Z", s)
 	}
-	rest, year := s, 0
+	var rest string
+	var year int
 	switch {
 	case len(s) == 24:
 		y, ok := digits(s[:4])

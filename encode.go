@@ -28,14 +28,15 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+4<<10); r
 // jsonWriter appends into a buffer and writes it out in large chunks. Its
 // first write error sticks, so the encoder checks once per record.
 type jsonWriter struct {
+	ctx context.Context // checked at each flush, so a store that ignores it still stops
 	w   io.Writer
 	buf []byte
 	n   int64
 	err error
 }
 
-func newJSONWriter(w io.Writer) *jsonWriter {
-	return &jsonWriter{w: w, buf: (*bufPool.Get().(*[]byte))[:0]}
+func newJSONWriter(ctx context.Context, w io.Writer) *jsonWriter {
+	return &jsonWriter{ctx: ctx, w: w, buf: (*bufPool.Get().(*[]byte))[:0]}
 }
 
 // release returns the buffer to the pool; j must not be used after it.
@@ -48,6 +49,9 @@ func (j *jsonWriter) release() {
 }
 
 func (j *jsonWriter) flush() error {
+	if j.err == nil {
+		j.err = j.ctx.Err()
+	}
 	if j.err == nil && len(j.buf) > 0 {
 		m, err := j.w.Write(j.buf)
 		j.n += int64(m)
@@ -190,7 +194,7 @@ func NewExporter(store Store) *StoreExporter { return &StoreExporter{store: stor
 // Export writes the document for req.UserID, stamped req.ExportedAt.
 func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (Result, error) {
 	var res Result
-	j := newJSONWriter(w)
+	j := newJSONWriter(ctx, w)
 	defer j.release()
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
 		return encode(ctx, j, tx, req.ExportedAt, &res)
@@ -205,7 +209,7 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 // WriteTo writes d in the format of the contract. d.Version is not
 // consulted: the writer only knows how to write Version.
 func (d *Document) WriteTo(w io.Writer) (int64, error) {
-	j := newJSONWriter(w)
+	j := newJSONWriter(context.Background(), w)
 	defer j.release()
 	var res Result
 	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, &res)

@@ -219,20 +219,19 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 // failure is a clean 500 and the 200 carries Content-Length. HEAD only
 // counts the bytes.
 func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, req Request) {
-	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit}
+	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead}
 	defer sp.Close()
-	var dst io.Writer = sp
-	if r.Method == http.MethodHead {
-		dst = &counter{}
-	}
-	res, err := h.exporter.Export(r.Context(), dst, req)
+	res, err := h.exporter.Export(r.Context(), sp, req)
 	ev.record(res)
+	// The spool's count, not the Exporter's word: a host's Exporter that
+	// misreports must not produce a wrong Content-Length.
+	ev.Bytes = sp.size
 	if err != nil {
 		h.fail(w, r, ev, err)
 		return
 	}
 	h.setSuccessHeaders(w, req)
-	w.Header().Set("Content-Length", strconv.FormatInt(res.Bytes, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(sp.size, 10))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
@@ -446,8 +445,3 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 	}
 	return f.w.Write(p)
 }
-
-// counter counts what it is given, for HEAD.
-type counter struct{ n int64 }
-
-func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }

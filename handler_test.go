@@ -153,8 +153,8 @@ func TestHandlerUnauthorized(t *testing.T) {
 	})
 }
 
-// secretErr stands for a driver error full of things a client must not see.
-var secretErr = errors.New(`pq: relation "ApiKeyHash" does not exist at db.internal:5432 /var/lib/secret password=hunter2`)
+// errSecret stands for a driver error full of things a client must not see.
+var errSecret = errors.New(`pq: relation "ApiKeyHash" does not exist at db.internal:5432 /var/lib/secret password=hunter2`)
 
 // faultStore wraps a store and fails (or panics) at one stage, after a
 // number of records when the stage is a section.
@@ -167,9 +167,9 @@ type faultStore struct {
 
 func (f *faultStore) fail() error {
 	if f.panic {
-		panic(secretErr)
+		panic(errSecret)
 	}
-	return secretErr
+	return errSecret
 }
 
 func (f *faultStore) View(ctx context.Context, id string, fn func(export.Tx) error) error {
@@ -258,14 +258,14 @@ func TestHandlerStoreFailures(t *testing.T) {
 				// Nothing of the export, nor of the cause, reaches the client.
 				requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"`+c.msg+`"}`)
 				require.Len(t, hooked, 1)
-				require.ErrorIs(t, hooked[0], secretErr, "the error hook gets the full error")
+				require.ErrorIs(t, hooked[0], errSecret, "the error hook gets the full error")
 				var ee *export.Error
 				require.ErrorAs(t, hooked[0], &ee)
 				require.Equal(t, c.stage, ee.Stage)
 				require.Len(t, events, 1)
 				require.Equal(t, export.OutcomeFailed, events[0].Outcome)
 				require.Equal(t, http.StatusInternalServerError, events[0].Status)
-				require.ErrorIs(t, events[0].Err, secretErr)
+				require.ErrorIs(t, events[0].Err, errSecret)
 			})
 		}
 	}
@@ -280,10 +280,10 @@ func TestHandlerDetailedErrors(t *testing.T) {
 
 func TestHandlerResolverFailure(t *testing.T) {
 	var hooked error
-	h := newTestHandler(t, exampleStore(t), func(*http.Request) (string, error) { return "", secretErr },
+	h := newTestHandler(t, exampleStore(t), func(*http.Request) (string, error) { return "", errSecret },
 		export.WithErrorHook(func(_ *http.Request, err error) { hooked = err }))
 	requireErrorResponse(t, do(h, http.MethodGet), http.StatusInternalServerError, `{"error":"Export failed","message":"could not resolve session"}`)
-	require.ErrorIs(t, hooked, secretErr)
+	require.ErrorIs(t, hooked, errSecret)
 }
 
 func TestHandlerPanics(t *testing.T) {
@@ -602,7 +602,7 @@ func TestStreamingAbortsOnLateFailure(t *testing.T) {
 	defer mu.Unlock()
 	require.NotEmpty(t, events)
 	require.Equal(t, export.OutcomeAborted, events[0].Outcome)
-	require.ErrorIs(t, events[0].Err, secretErr)
+	require.ErrorIs(t, events[0].Err, errSecret)
 }
 
 func TestHandlerClientGone(t *testing.T) {
@@ -621,4 +621,67 @@ func TestHandlerClientGone(t *testing.T) {
 func TestNewHandlerNeedsExporterAndResolver(t *testing.T) {
 	require.Panics(t, func() { export.NewHandler(nil, fixedUser("x")) })
 	require.Panics(t, func() { export.NewHandler(export.NewExporter(memstore.New()), nil) })
+}
+
+// lyingExporter writes a small document and reports a wrong size.
+type lyingExporter struct{}
+
+func (lyingExporter) Export(_ context.Context, w io.Writer, _ export.Request) (export.Result, error) {
+	n, err := io.WriteString(w, "{}")
+	return export.Result{Bytes: int64(n) + 1000}, err
+}
+
+func TestHandlerContentLengthIsMeasured(t *testing.T) {
+	h := export.NewHandler(lyingExporter{}, fixedUser("u"), export.WithLogger(quietLogger))
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		rec := do(h, m)
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.Equal(t, "2", rec.Header().Get("Content-Length"), m)
+	}
+}
+
+// TestHandlerClientGoneMidExport cancels the request while a large export
+// is being spooled to a file, from a store that ignores its context: the
+// export still stops, and no temporary file is left.
+func TestHandlerClientGoneMidExport(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := &cancelingStore{genStore: genStore{n: 1_000_000}, cancelAt: 50_000, cancel: cancel}
+	var events []export.Event
+	h := export.NewHandler(export.NewExporter(g), fixedUser("big"), export.WithLogger(quietLogger), export.WithSpool(64<<10, dir),
+		export.WithAuditHook(func(_ *http.Request, ev export.Event) { events = append(events, ev) }))
+	req := httptest.NewRequest(http.MethodGet, "/api/export", nil).WithContext(ctx)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	require.Len(t, events, 1)
+	require.Equal(t, export.OutcomeCanceled, events[0].Outcome)
+	require.Less(t, g.yielded, 60_000, "the export went on reading after the client left")
+	left, _ := os.ReadDir(dir)
+	require.Empty(t, left, "temporary files left behind")
+}
+
+// cancelingStore is a genStore that cancels the request after cancelAt
+// records and counts how many it was asked for.
+type cancelingStore struct {
+	genStore
+	cancelAt int
+	cancel   func()
+	yielded  int
+}
+
+func (c *cancelingStore) View(ctx context.Context, id string, fn func(export.Tx) error) error {
+	return fn(c)
+}
+
+func (c *cancelingStore) Agents(ctx context.Context) iter.Seq2[export.Agent, error] {
+	return func(yield func(export.Agent, error) bool) {
+		for a, err := range c.genStore.Agents(ctx) {
+			if c.yielded++; c.yielded == c.cancelAt {
+				c.cancel()
+			}
+			if !yield(a, err) {
+				return
+			}
+		}
+	}
 }

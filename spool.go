@@ -17,12 +17,18 @@ type spool struct {
 	file  *os.File
 	path  string // set while the file still has a name to remove
 	size  int64
+
+	countOnly bool // HEAD: only the size is needed
 }
 
 // spoolBufs recycles the in-memory part of spools between requests.
 var spoolBufs sync.Pool
 
 func (s *spool) Write(p []byte) (int, error) {
+	if s.countOnly {
+		s.size += int64(len(p))
+		return len(p), nil
+	}
 	if s.mem == nil && s.file == nil {
 		if b, ok := spoolBufs.Get().(*[]byte); ok {
 			s.mem = (*b)[:0]
