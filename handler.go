@@ -150,6 +150,9 @@ const (
 	OutcomeAborted          Outcome = "aborted" // streaming: failed after the first byte
 )
 
+// ServeHTTP answers one export request. A panic below it (in the resolver,
+// the limiter, the store) becomes a 500 while nothing has been sent, and an
+// aborted connection after that; either way the server keeps serving.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ev := Event{Status: http.StatusOK}
@@ -233,6 +236,7 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 	h.setSuccessHeaders(w, req)
 	w.Header().Set("Content-Length", strconv.FormatInt(sp.size, 10))
 	w.WriteHeader(http.StatusOK)
+	ev.Outcome = OutcomeExported
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -240,9 +244,7 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 		// The status is sent; the connection is broken or closing, and
 		// Content-Length tells the client its copy is short.
 		ev.Outcome, ev.Err = OutcomeAborted, &Error{Stage: StageWrite, Err: err}
-		return
 	}
-	ev.Outcome = OutcomeExported
 }
 
 // serveStreaming sends the 200 with the first bytes of the document.

@@ -531,8 +531,11 @@ func TestHandlerAuditEvents(t *testing.T) {
 		export.WithAuditHook(func(_ *http.Request, ev export.Event) { events = append(events, ev) }))
 	body := do(h, http.MethodGet).Body.Len()
 	do(h, http.MethodPost)
+	do(h, http.MethodHead)
 
-	require.Len(t, events, 2)
+	require.Len(t, events, 3)
+	assert.Equal(t, export.OutcomeExported, events[2].Outcome, "HEAD")
+	assert.Equal(t, int64(body), events[2].Bytes, "HEAD")
 	ok := events[0]
 	assert.Equal(t, "user_abc123", ok.UserID)
 	assert.Equal(t, export.OutcomeExported, ok.Outcome)
@@ -544,7 +547,7 @@ func TestHandlerAuditEvents(t *testing.T) {
 	assert.Equal(t, export.OutcomeMethodNotAllowed, events[1].Outcome)
 	assert.Empty(t, events[1].UserID)
 
-	require.Len(t, logs.records, 2, "one log line per attempt")
+	require.Len(t, logs.records, 3, "one log line per attempt")
 	attrs := map[string]string{}
 	logs.records[0].Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
 	assert.Equal(t, "user_abc123", attrs["user_id"])
