@@ -96,100 +96,124 @@ func (s *Store) DeleteWorkflow(userID, id string) (found bool) {
 	return found
 }
 
-// Update runs fn on a private copy of the user's data, inside which the
-// methods of the Batch change that copy, and publishes the result
-// at once: a view sees all of fn's changes or none. It returns
-// export.ErrUserNotFound if the user does not exist.
-func (s *Store) Update(userID string, fn func(tx *Batch)) error {
-	return s.update(userID, func(n *snapshot) { fn(&Batch{n: n}) })
-}
-
-// Batch is a set of changes to one user's records that Update publishes
-// together.
-type Batch struct{ n *snapshot }
-
-// PutAgent is Store.PutAgent within a batch.
-func (b *Batch) PutAgent(a export.Agent) {
-	b.n.agents = put(b.n.agents, a, func(a export.Agent) string { return a.ID }, agentCmp)
-}
-
-// PutScheduledTask is Store.PutScheduledTask within a batch.
-func (b *Batch) PutScheduledTask(t export.ScheduledTask) {
-	b.n.scheduledTasks = put(b.n.scheduledTasks, t, func(t export.ScheduledTask) string { return t.ID }, taskCmp)
-}
-
-// PutWorkflow is Store.PutWorkflow within a batch.
-func (b *Batch) PutWorkflow(w export.Workflow) {
-	b.n.workflows = put(b.n.workflows, w, func(w export.Workflow) string { return w.ID }, workflowCmp)
-}
-
-// DeleteAgent is Store.DeleteAgent within a batch.
-func (b *Batch) DeleteAgent(id string) bool {
-	var ok bool
-	b.n.agents, ok = remove(b.n.agents, func(a export.Agent) bool { return a.ID == id })
-	return ok
-}
-
-// DeleteScheduledTask is Store.DeleteScheduledTask within a batch.
-func (b *Batch) DeleteScheduledTask(id string) bool {
-	var ok bool
-	b.n.scheduledTasks, ok = remove(b.n.scheduledTasks, func(t export.ScheduledTask) bool { return t.ID == id })
-	return ok
-}
-
-// DeleteWorkflow is Store.DeleteWorkflow within a batch.
-func (b *Batch) DeleteWorkflow(id string) bool {
-	var ok bool
-	b.n.workflows, ok = remove(b.n.workflows, func(w export.Workflow) bool { return w.ID == id })
-	return ok
-}
-
-// update publishes a changed copy of the user's snapshot. The slices of
-// the copy are shared with the old snapshot until put or remove replaces
-// them with new ones, so published snapshots are never written.
-func (s *Store) update(userID string, fn func(*snapshot)) error {
+// Update runs fn, whose calls on the Batch are published together when
+// it returns: a view sees all of them or none. Changes are merged in one
+// pass, O(records + changes·log changes), so loading many records is
+// cheap in one Update and quadratic one Put at a time. fn runs under the
+// store's write lock and must not call the Store's methods. Update
+// returns export.ErrUserNotFound if the user does not exist.
+func (s *Store) Update(userID string, fn func(b *Batch)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.users[userID]
 	if old == nil {
 		return export.ErrUserNotFound
 	}
+	b := &Batch{old: old}
+	fn(b)
 	next := *old
-	fn(&next)
+	next.agents = b.agents.apply(old.agents, agentID, agentCmp)
+	next.scheduledTasks = b.tasks.apply(old.scheduledTasks, taskID, taskCmp)
+	next.workflows = b.workflows.apply(old.workflows, workflowID, workflowCmp)
 	s.users[userID] = &next
 	return nil
 }
 
-// put returns a new slice: s without any element of v's ID, plus v in
-// its sorted place. It never writes into s.
-func put[T any](s []T, v T, id func(T) string, cmp func(a, b T) int) []T {
-	out := make([]T, 0, len(s)+1)
-	for _, e := range s {
-		if id(e) != id(v) {
-			out = append(out, e)
-		}
-	}
-	i, _ := slices.BinarySearchFunc(out, v, cmp)
-	return slices.Insert(out, i, v)
+// Batch collects changes to one user's records for Update.
+type Batch struct {
+	old       *snapshot
+	agents    changes[export.Agent]
+	tasks     changes[export.ScheduledTask]
+	workflows changes[export.Workflow]
 }
 
-// remove returns a new slice without the elements match selects.
-func remove[T any](s []T, match func(T) bool) ([]T, bool) {
-	i := slices.IndexFunc(s, match)
-	if i < 0 {
-		return s, false
-	}
-	out := make([]T, 0, len(s)-1)
-	out = append(out, s[:i]...)
-	for _, e := range s[i+1:] {
-		if !match(e) {
-			out = append(out, e)
-		}
-	}
-	return out, true
+// PutAgent adds the agent, or replaces the one with the same ID.
+func (b *Batch) PutAgent(a export.Agent) { b.agents.put(a.ID, a) }
+
+// PutScheduledTask adds the task, or replaces the one with the same ID.
+func (b *Batch) PutScheduledTask(t export.ScheduledTask) { b.tasks.put(t.ID, t) }
+
+// PutWorkflow adds the workflow, or replaces the one with the same ID.
+func (b *Batch) PutWorkflow(w export.Workflow) { b.workflows.put(w.ID, w) }
+
+// DeleteAgent removes an agent; it reports whether it existed.
+func (b *Batch) DeleteAgent(id string) bool { return b.agents.remove(id, b.old.agents, agentID) }
+
+// DeleteScheduledTask removes a scheduled task; it reports whether it existed.
+func (b *Batch) DeleteScheduledTask(id string) bool {
+	return b.tasks.remove(id, b.old.scheduledTasks, taskID)
 }
 
-func agentCmp(a, b export.Agent) int { return export.Compare(a.CreatedAt, a.ID, b.CreatedAt, b.ID) }
+// DeleteWorkflow removes a workflow; it reports whether it existed.
+func (b *Batch) DeleteWorkflow(id string) bool {
+	return b.workflows.remove(id, b.old.workflows, workflowID)
+}
+
+// changes is the latest change per ID within one batch: a record to put,
+// or a deletion.
+type changes[T any] struct {
+	byID map[string]change[T]
+}
+
+type change[T any] struct {
+	rec     T
+	deleted bool
+}
+
+func (c *changes[T]) put(id string, rec T) {
+	if c.byID == nil {
+		c.byID = make(map[string]change[T])
+	}
+	c.byID[id] = change[T]{rec: rec}
+}
+
+func (c *changes[T]) remove(id string, base []T, idOf func(T) string) bool {
+	existed := false
+	if ch, ok := c.byID[id]; ok {
+		existed = !ch.deleted
+	} else {
+		existed = slices.ContainsFunc(base, func(e T) bool { return idOf(e) == id })
+	}
+	if c.byID == nil {
+		c.byID = make(map[string]change[T])
+	}
+	c.byID[id] = change[T]{deleted: true}
+	return existed
+}
+
+// apply returns a new sorted slice: base without the records of changed
+// IDs, merged with the records put. It never writes into base, which a
+// published snapshot may still be reading.
+func (c *changes[T]) apply(base []T, idOf func(T) string, cmp func(a, b T) int) []T {
+	if len(c.byID) == 0 {
+		return base
+	}
+	added := make([]T, 0, len(c.byID))
+	for _, ch := range c.byID {
+		if !ch.deleted {
+			added = append(added, ch.rec)
+		}
+	}
+	slices.SortFunc(added, cmp)
+	out := make([]T, 0, len(base)+len(added))
+	i := 0
+	for _, e := range base {
+		if _, changed := c.byID[idOf(e)]; changed {
+			continue
+		}
+		for i < len(added) && cmp(added[i], e) < 0 {
+			out = append(out, added[i])
+			i++
+		}
+		out = append(out, e)
+	}
+	return append(out, added[i:]...)
+}
+
+func agentID(a export.Agent) string        { return a.ID }
+func taskID(t export.ScheduledTask) string { return t.ID }
+func workflowID(w export.Workflow) string  { return w.ID }
+func agentCmp(a, b export.Agent) int       { return export.Compare(a.CreatedAt, a.ID, b.CreatedAt, b.ID) }
 func taskCmp(a, b export.ScheduledTask) int {
 	return export.Compare(a.CreatedAt, a.ID, b.CreatedAt, b.ID)
 }

@@ -2,6 +2,10 @@ package memstore_test
 
 import (
 	"context"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,5 +105,74 @@ func TestBatchIsAtomic(t *testing.T) {
 	doc, _ := export.ReadDocument(ctx, s, "u", t0)
 	if len(doc.Agents) != 0 || len(doc.Workflows) != 1 {
 		t.Fatalf("after the batch: %d agents, %d workflows", len(doc.Agents), len(doc.Workflows))
+	}
+}
+
+// TestBatchMatchesModel applies random batches of puts and deletes and
+// compares the store with a plain map sorted afresh each time.
+func TestBatchMatchesModel(t *testing.T) {
+	s := memstore.New()
+	s.PutUser(export.User{ID: "u"})
+	model := map[string]export.Workflow{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for round := range 200 {
+		err := s.Update("u", func(b *memstore.Batch) {
+			for range rng.IntN(20) {
+				id := "w" + strconv.Itoa(rng.IntN(40))
+				if rng.IntN(3) == 0 {
+					_, existed := model[id]
+					if got := b.DeleteWorkflow(id); got != existed {
+						t.Fatalf("round %d: DeleteWorkflow(%s) = %v, want %v", round, id, got, existed)
+					}
+					delete(model, id)
+					continue
+				}
+				w := export.Workflow{ID: id, Name: strconv.Itoa(round), CreatedAt: t0.Add(time.Duration(rng.IntN(10)) * time.Nanosecond)}
+				b.PutWorkflow(w)
+				model[id] = w
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.SortedFunc(maps.Values(model), func(a, b export.Workflow) int {
+			return export.Compare(a.CreatedAt, a.ID, b.CreatedAt, b.ID)
+		})
+		doc, err := export.ReadDocument(context.Background(), s, "u", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(doc.Workflows, want) {
+			t.Fatalf("round %d:\n got %v\nwant %v", round, doc.Workflows, want)
+		}
+	}
+}
+
+// TestBulkLoadInOneUpdate loads 100,000 records per section in one batch: the merge is
+// linear, where one Put at a time would take minutes.
+func TestBulkLoadInOneUpdate(t *testing.T) {
+	s := memstore.New()
+	s.PutUser(export.User{ID: "u"})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 100_000
+	err := s.Update("u", func(b *memstore.Batch) {
+		for i := n - 1; i >= 0; i-- { // newest first: the merge still sorts
+			at := t0.Add(time.Duration(i) * time.Second)
+			id := strconv.Itoa(i)
+			b.PutAgent(export.Agent{ID: id, CreatedAt: at, UpdatedAt: at})
+			b.PutScheduledTask(export.ScheduledTask{ID: id, CreatedAt: at})
+			b.PutWorkflow(export.Workflow{ID: id, CreatedAt: at})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := export.ReadDocument(context.Background(), s, "u", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Agents) != n || doc.Agents[0].ID != "0" || doc.Workflows[n-1].ID != strconv.Itoa(n-1) {
+		t.Fatalf("loaded %d agents, first %s", len(doc.Agents), doc.Agents[0].ID)
 	}
 }
