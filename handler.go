@@ -74,7 +74,7 @@ func WithAuditHook(fn func(*http.Request, Event)) Option { return func(h *Handle
 // leak SQL, paths and host names to clients: for development only.
 func WithDetailedErrors(on bool) Option { return func(h *Handler) { h.detailed = on } }
 
-// WithLimiter replaces the default limiter (NewLimiter(DefaultLimits));
+// WithLimiter replaces the default limiter (NewLimiter(Limits{}));
 // nil keeps the default. To lift the limits use
 // NewLimiter(Limits{PerUser: -1, Concurrent: -1}).
 func WithLimiter(l Limiter) Option { return func(h *Handler) { h.limiter = l } }
@@ -115,7 +115,7 @@ func NewHandler(exporter Exporter, resolve func(*http.Request) (userID string, e
 		h.now = time.Now
 	}
 	if h.limiter == nil {
-		h.limiter = NewLimiter(DefaultLimits)
+		h.limiter = NewLimiter(Limits{})
 	}
 	if h.spoolLimit <= 0 {
 		h.spoolLimit = DefaultSpoolThreshold

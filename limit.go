@@ -51,8 +51,9 @@ type Limits struct {
 	RetryAfter time.Duration
 }
 
-// DefaultLimits are the limits a Handler uses unless told otherwise.
-var DefaultLimits = Limits{PerUser: 1, Concurrent: 4, MaxWait: 10 * time.Second, RetryAfter: 5 * time.Second}
+// defaultLimits fill the zero fields of Limits. Unexported so that no code
+// can change the defaults of every other handler in the process.
+var defaultLimits = Limits{PerUser: 1, Concurrent: 4, MaxWait: 10 * time.Second, RetryAfter: 5 * time.Second}
 
 // LocalLimiter is the in-process Limiter: a per-user in-flight count and a
 // first-come-first-served bound on concurrent exports.
@@ -70,16 +71,16 @@ var _ Limiter = (*LocalLimiter)(nil)
 // NewLimiter returns a LocalLimiter with l's limits, defaults filled in.
 func NewLimiter(l Limits) *LocalLimiter {
 	if l.PerUser == 0 {
-		l.PerUser = DefaultLimits.PerUser
+		l.PerUser = defaultLimits.PerUser
 	}
 	if l.Concurrent == 0 {
-		l.Concurrent = DefaultLimits.Concurrent
+		l.Concurrent = defaultLimits.Concurrent
 	}
 	if l.MaxWait <= 0 {
-		l.MaxWait = DefaultLimits.MaxWait
+		l.MaxWait = defaultLimits.MaxWait
 	}
 	if l.RetryAfter <= 0 {
-		l.RetryAfter = DefaultLimits.RetryAfter
+		l.RetryAfter = defaultLimits.RetryAfter
 	}
 	return &LocalLimiter{limits: l, users: make(map[string]int)}
 }
