@@ -455,59 +455,7 @@ func TestHandlerGlobalLimit(t *testing.T) {
 	require.Equal(t, http.StatusOK, (<-third).Code)
 }
 
-func TestLimiterFIFOAndCancel(t *testing.T) {
-	l := export.NewLimiter(export.Limits{Concurrent: 1, MaxWait: time.Minute})
-	ctx := context.Background()
-	release, err := l.Acquire(ctx, "first")
-	require.NoError(t, err)
-
-	var order []string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ready := make(chan struct{})
-	for i, u := range []string{"w1", "w2", "w3"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if i > 0 {
-				<-ready
-			}
-			rel, err := l.Acquire(ctx, u)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			order = append(order, u)
-			mu.Unlock()
-			rel()
-		}()
-		// Let each waiter queue before the next one starts.
-		time.Sleep(20 * time.Millisecond)
-		if i == 0 {
-			close(ready)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	// A waiter that gives up leaves the queue without taking a slot.
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
-	defer cancel()
-	_, err = l.Acquire(cctx, "impatient")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-
-	release()
-	release() // a second call is harmless
-	wg.Wait()
-	require.Len(t, order, 3)
-	require.Equal(t, "w1", order[0], "the first waiter goes first")
-
-	// All slots are back.
-	rel, err := l.Acquire(ctx, "again")
-	require.NoError(t, err)
-	rel()
-}
-
-// countingHandler is an slog.Handler that keeps the records it gets.
+// recordingHandler is an slog.Handler that keeps the records it gets.
 type recordingHandler struct {
 	mu      sync.Mutex
 	records []slog.Record
