@@ -16,13 +16,12 @@ import (
 
 // startServer runs the demo on a free port and stops it at the end of the
 // test, checking that it shuts down cleanly.
-func startServer(t *testing.T) (base string, logs *bytes.Buffer) {
+func startServer(t *testing.T) (base string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	logs = &bytes.Buffer{}
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, &syncWriter{w: logs}, ready) }()
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, io.Discard, ready) }()
 	select {
 	case addr := <-ready:
 		base = "http://" + addr
@@ -40,7 +39,7 @@ func startServer(t *testing.T) (base string, logs *bytes.Buffer) {
 			t.Error("server did not shut down")
 		}
 	})
-	return base, logs
+	return base
 }
 
 func newClient(t *testing.T) *http.Client {
@@ -49,7 +48,7 @@ func newClient(t *testing.T) *http.Client {
 }
 
 func TestDemoSignInDownloadSignOut(t *testing.T) {
-	base, _ := startServer(t)
+	base := startServer(t)
 	c := newClient(t)
 
 	// Not signed in: the page offers the demo user, the export says 401.
@@ -57,19 +56,14 @@ func TestDemoSignInDownloadSignOut(t *testing.T) {
 	if !strings.Contains(page, `value="demo-jane"`) || !strings.Contains(page, "Demo only") || !strings.Contains(page, "Not signed in") {
 		t.Fatalf("page before sign-in:\n%s", page)
 	}
-	resp, err := c.Get(base + "/api/export")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("export without a session: %d", resp.StatusCode)
+	if got := statusOf(t)(c.Get(base + "/api/export")); got != http.StatusUnauthorized {
+		t.Fatalf("export without a session: %d", got)
 	}
 
 	// Sign in: 303 to / with an HttpOnly, SameSite=Lax cookie.
 	noRedirect := *c
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err = noRedirect.PostForm(base+"/login", url.Values{"user": {"demo-jane"}})
+	resp, err := noRedirect.PostForm(base+"/login", url.Values{"user": {"demo-jane"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,47 +108,28 @@ func TestDemoSignInDownloadSignOut(t *testing.T) {
 	}
 
 	// Sign out: the session is gone server-side too.
-	resp, err = c.PostForm(base+"/logout", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = c.Get(base + "/api/export")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("export after sign-out: %d", resp.StatusCode)
+	statusOf(t)(c.PostForm(base+"/logout", nil))
+	if got := statusOf(t)(c.Get(base + "/api/export")); got != http.StatusUnauthorized {
+		t.Fatalf("export after sign-out: %d", got)
 	}
 }
 
 func TestDemoRejectsUnknownUserAndStolenCookie(t *testing.T) {
-	base, _ := startServer(t)
+	base := startServer(t)
 	c := newClient(t)
-	resp, err := c.PostForm(base+"/login", url.Values{"user": {"nobody"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("login as an unknown user: %d", resp.StatusCode)
+	if got := statusOf(t)(c.PostForm(base+"/login", url.Values{"user": {"nobody"}})); got != http.StatusUnauthorized {
+		t.Fatalf("login as an unknown user: %d", got)
 	}
 	// A forged cookie naming a user is not a session.
 	req, _ := http.NewRequest(http.MethodGet, base+"/api/export", nil)
 	req.AddCookie(&http.Cookie{Name: "demo_session", Value: "demo-jane"})
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("forged cookie: %d", resp.StatusCode)
+	if got := statusOf(t)(http.DefaultClient.Do(req)); got != http.StatusUnauthorized {
+		t.Fatalf("forged cookie: %d", got)
 	}
 }
 
 func TestDemoExportRoutes(t *testing.T) {
-	base, _ := startServer(t)
+	base := startServer(t)
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -175,6 +150,19 @@ func TestDemoExportRoutes(t *testing.T) {
 		if tc.status != http.StatusNotFound && resp.Header.Get("Cache-Control") != "no-store" {
 			t.Errorf("%s %s: no Cache-Control: no-store", tc.method, tc.path)
 		}
+	}
+}
+
+// statusOf returns a func that checks a request went through, closes its
+// body and returns the status: statusOf(t)(c.Get(url)).
+func statusOf(t *testing.T) func(*http.Response, error) int {
+	return func(resp *http.Response, err error) int {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
 }
 
