@@ -196,14 +196,23 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 	var res Result
 	j := newJSONWriter(ctx, w)
 	defer j.release()
+	encoded := false
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
-		return encode(ctx, j, tx, req.ExportedAt, &res)
+		err := encode(ctx, j, tx, req.ExportedAt, &res)
+		encoded = err == nil
+		return err
 	})
 	res.Bytes = j.n
-	if err != nil {
+	switch {
+	case err == nil:
+		return res, nil
+	case encoded:
+		// The document was written, but releasing the view failed (an
+		// SQL commit): the store could not vouch for what it gave.
+		return res, stageError(StageClose, err)
+	default:
 		return res, stageError(StageOpen, err)
 	}
-	return res, nil
 }
 
 // WriteTo writes d in the format of the contract. d.Version is not

@@ -133,6 +133,7 @@ const (
 	StageAgents         Stage = "read agents"
 	StageScheduledTasks Stage = "read scheduled tasks"
 	StageWorkflows      Stage = "read workflows"
+	StageClose          Stage = "close data view"
 	StageWrite          Stage = "write document"
 	StageSpool          Stage = "spool document"
 	StagePanic          Stage = "complete export"

@@ -176,7 +176,11 @@ func (f *faultStore) View(ctx context.Context, id string, fn func(export.Tx) err
 	if f.stage == export.StageOpen {
 		return f.fail()
 	}
-	return f.Store.View(ctx, id, func(tx export.Tx) error { return fn(faultTx{tx, f}) })
+	err := f.Store.View(ctx, id, func(tx export.Tx) error { return fn(faultTx{tx, f}) })
+	if err == nil && f.stage == export.StageClose {
+		return f.fail() // as an SQL store whose commit fails
+	}
+	return err
 }
 
 type faultTx struct {
@@ -234,10 +238,11 @@ func TestHandlerStoreFailures(t *testing.T) {
 		{export.StageScheduledTasks, 0, "could not read scheduled tasks"},
 		{export.StageWorkflows, 0, "could not read workflows"},
 		{export.StageWorkflows, 150, "could not read workflows"},
+		{export.StageClose, 0, "could not close data view"},
 	}
 	for _, streaming := range []bool{false, true} {
 		for _, c := range cases {
-			if streaming && c.after > 1 {
+			if streaming && (c.after > 1 || c.stage == export.StageClose) {
 				continue // a late failure aborts instead: TestStreamingAbortsOnLateFailure
 			}
 			t.Run(fmt.Sprintf("%s after %d streaming=%v", c.stage, c.after, streaming), func(t *testing.T) {

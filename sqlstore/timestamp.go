@@ -1,0 +1,264 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// timestamp scans a timestamp column in any of the forms the supported
+// drivers hand over, so one scan destination serves every dialect and
+// every way an application may have stored its times:
+//
+//   - time.Time: pgx for timestamp and timestamptz, go-sql-driver/mysql
+//     with parseTime=true, modernc.org/sqlite when it parsed text itself;
+//   - int64: Unix milliseconds (SQLite INTEGER, a BIGINT column);
+//   - []byte or string: ISO-8601 text (SQLite TEXT, MySQL DATETIME without
+//     parseTime), or Unix milliseconds written as decimal digits.
+//
+// NULL is an error: the contract has no null timestamps, and inventing an
+// instant would put false data in a user's export.
+type timestamp struct{ t time.Time }
+
+var errNullTimestamp = errors.New("timestamp is NULL")
+
+// Scan implements sql.Scanner.
+func (ts *timestamp) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		ts.t = v
+		return nil
+	case int64:
+		ts.t = time.UnixMilli(v)
+		return nil
+	case []byte:
+		var err error
+		ts.t, err = parseTimestamp(v)
+		return err
+	case string:
+		var err error
+		ts.t, err = parseTimestamp(v)
+		return err
+	case nil:
+		return errNullTimestamp
+	default:
+		return fmt.Errorf("timestamp of unsupported type %T", src)
+	}
+}
+
+// parseTimestamp reads the text forms a timestamp column may hold:
+//
+//	1772323200000                        Unix milliseconds (may be negative)
+//	2026-03-01                           a date: midnight UTC
+//	2026-03-01 09:00                     'T' or 't' may replace the space
+//	2026-03-01 09:00:00
+//	2026-03-01 09:00:00.123456789        any number of fraction digits
+//	2026-03-01T09:00:00.123Z             zone: Z, ±hh:mm, ±hhmm or ±hh,
+//	2026-03-01 09:00:00.123 +02:00       optionally after one space
+//	2026-03-01 09:00:00.123 +0200 CEST   Go's time.Time.String form, as
+//	                                     modernc.org/sqlite writes by default
+//
+// Text without a zone is UTC. Fraction digits beyond nanoseconds are
+// dropped (the export keeps milliseconds anyway). It allocates nothing.
+func parseTimestamp[S ~string | ~[]byte](s S) (time.Time, error) {
+	p := tsParser[S]{s: s}
+	t, ok := p.parse()
+	if !ok {
+		return time.Time{}, fmt.Errorf("timestamp %q is not ISO-8601 text or Unix milliseconds", shorten(string(s)))
+	}
+	return t, nil
+}
+
+// shorten keeps error text (which reaches logs, never clients) bounded.
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+type tsParser[S ~string | ~[]byte] struct {
+	s S
+	i int
+}
+
+func (p *tsParser[S]) peek() byte {
+	if p.i < len(p.s) {
+		return p.s[p.i]
+	}
+	return 0
+}
+
+// digits reads exactly n decimal digits.
+func (p *tsParser[S]) digits(n int) (int, bool) {
+	if p.i+n > len(p.s) {
+		return 0, false
+	}
+	v := 0
+	for _, c := range []byte(p.s[p.i : p.i+n]) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	p.i += n
+	return v, true
+}
+
+func (p *tsParser[S]) expect(c byte) bool {
+	if p.peek() == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *tsParser[S]) parse() (time.Time, bool) {
+	if t, ok := p.millis(); ok {
+		return t, true
+	}
+	year, ok1 := p.digits(4)
+	ok2 := p.expect('-')
+	month, ok3 := p.digits(2)
+	ok4 := p.expect('-')
+	day, ok5 := p.digits(2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
+		return time.Time{}, false
+	}
+	var hour, minute, sec, nsec int
+	if c := p.peek(); c == ' ' || c == 'T' || c == 't' {
+		p.i++
+		var ok bool
+		if hour, ok = p.digits(2); !ok || hour > 23 || !p.expect(':') {
+			return time.Time{}, false
+		}
+		if minute, ok = p.digits(2); !ok || minute > 59 {
+			return time.Time{}, false
+		}
+		if p.expect(':') {
+			if sec, ok = p.digits(2); !ok || sec > 59 {
+				return time.Time{}, false
+			}
+			if p.expect('.') {
+				if nsec, ok = p.fraction(); !ok {
+					return time.Time{}, false
+				}
+			}
+		}
+	}
+	offset, ok := p.zone()
+	if !ok || p.i != len(p.s) {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	return t.Add(-time.Duration(offset) * time.Second), true
+}
+
+// millis reads an optionally negative run of digits that is the whole
+// text. Eighteen digits at most: enough for any date, and no overflow.
+func (p *tsParser[S]) millis() (time.Time, bool) {
+	s := p.s
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return time.Time{}, false
+	}
+	var v int64
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return time.Time{}, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return time.UnixMilli(v), true
+}
+
+// fraction reads one or more digits after the decimal point.
+func (p *tsParser[S]) fraction() (int, bool) {
+	start, nsec, scale := p.i, 0, 100000000
+	for ; p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9'; p.i++ {
+		nsec += int(p.s[p.i]-'0') * scale
+		scale /= 10
+	}
+	return nsec, p.i > start
+}
+
+// zone reads what follows the time: nothing (UTC), Z, or an offset, the
+// latter optionally after a space and followed by a zone abbreviation and
+// Go's monotonic clock reading, which carry nothing the offset does not.
+func (p *tsParser[S]) zone() (offsetSeconds int, ok bool) {
+	if p.i == len(p.s) {
+		return 0, true
+	}
+	if p.expect('Z') || p.expect('z') {
+		return 0, true
+	}
+	p.expect(' ')
+	sign := 1
+	switch {
+	case p.expect('+'):
+	case p.expect('-'):
+		sign = -1
+	default:
+		return 0, false
+	}
+	hh, ok := p.digits(2)
+	if !ok || hh > 23 {
+		return 0, false
+	}
+	mm := 0
+	if p.expect(':') {
+		if mm, ok = p.digits(2); !ok {
+			return 0, false
+		}
+	} else if c := p.peek(); c >= '0' && c <= '9' {
+		if mm, ok = p.digits(2); !ok {
+			return 0, false
+		}
+	}
+	if mm > 59 {
+		return 0, false
+	}
+	if p.expect(' ') {
+		p.abbreviation()
+	}
+	return sign * (hh*3600 + mm*60), true
+}
+
+// abbreviation skips Go's " MST" and " m=+0.000000001" tails.
+func (p *tsParser[S]) abbreviation() {
+	for p.i < len(p.s) && p.s[p.i] != ' ' {
+		c := p.s[p.i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-') {
+			return
+		}
+		p.i++
+	}
+	if p.i+3 <= len(p.s) && string(p.s[p.i:p.i+3]) == " m=" {
+		p.i += 3
+		if c := p.peek(); c == '+' || c == '-' {
+			p.i++
+		}
+		for p.i < len(p.s) && (p.s[p.i] >= '0' && p.s[p.i] <= '9' || p.s[p.i] == '.') {
+			p.i++
+		}
+	}
+}
+
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
