@@ -149,7 +149,9 @@ func (v *view) readUser(ctx context.Context, userID string) error {
 		return export.ErrUserNotFound
 	}
 	if err != nil {
-		return &Error{Op: OpUser, Err: err}
+		// Named as the user stage, not as opening the view: the
+		// transaction is open, reading the row is what failed.
+		return &export.Error{Stage: export.StageUser, Err: &Error{Op: OpUser, Err: err}}
 	}
 	v.user = export.User{
 		ID:              userID,
@@ -237,8 +239,9 @@ func (v *view) rows(ctx context.Context, op, query string, dest []any, row func(
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		// Close reports what Next could not, for drivers that only learn
-		// at the end of the result that it failed.
+		// database/sql closes the rows at the end of the result and Err
+		// reports a failed close; closing again costs nothing and does
+		// not depend on that.
 		return rows.Close()
 	}()
 	if err != nil {

@@ -67,6 +67,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"RecordsRoundTrip", testRecordsRoundTrip},
 		{"Ordering", testOrdering},
 		{"Isolation", testIsolation},
+		{"LookalikeUserIDs", testLookalikeIDs},
 		{"IterateTwiceAndBreakEarly", testIterateTwice},
 		{"FnErrorReturnedUnchanged", testFnError},
 		{"CanceledBeforeView", testCanceledBefore},
@@ -376,6 +377,32 @@ func testIsolation(t *testing.T, s *suite) {
 		ids(snap.workflows, func(x export.Workflow) string { return x.Name })) {
 		if name != a.ID {
 			t.Errorf("alice's view holds a record of %q", name)
+		}
+	}
+}
+
+// testLookalikeIDs gives users IDs that a case-insensitive or
+// space-padding comparison (MySQL's usual collations) takes for equal:
+// each must still see only their own row and records.
+func testLookalikeIDs(t *testing.T, s *suite) {
+	ctx := ctxFor(t)
+	users := []export.User{
+		{ID: s.id("Look"), Email: "upper@example.com", Role: "user"},
+		{ID: s.id("look"), Email: "lower@example.com", Role: "user"},
+		{ID: s.id("look") + " ", Email: "padded@example.com", Role: "user"},
+	}
+	for i, u := range users {
+		must(t, s.h.Fixture.PutUser(ctx, u))
+		must(t, s.h.Fixture.PutAgent(ctx, u.ID, export.Agent{ID: s.id("lookagent" + strconv.Itoa(i)), Name: u.Email, CreatedAt: base, UpdatedAt: base}))
+	}
+	for _, u := range users {
+		snap, err := s.read(t, u.ID)
+		must(t, err)
+		if snap.user != u {
+			t.Errorf("View(%q).User() = %+v, want %+v", u.ID, snap.user, u)
+		}
+		if len(snap.agents) != 1 || snap.agents[0].Name != u.Email {
+			t.Errorf("View(%q) agents = %+v, want only the agent named %q", u.ID, snap.agents, u.Email)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +44,10 @@ type Writer struct {
 	Dialect sqlstore.Dialect
 	Layout  sqlstore.Layout
 	Times   TimeForm
+	// Extra holds more columns to write in every row of a table (table
+	// name as in Layout, then column name): the columns of a real
+	// application's tables that the export must never read.
+	Extra map[string]map[string]any
 }
 
 func (w *Writer) q(name string) string {
@@ -53,6 +59,12 @@ func (w *Writer) q(name string) string {
 
 // upsert inserts a row or replaces the one with the same ID (cols[0]).
 func (w *Writer) upsert(ctx context.Context, table string, cols []string, vals ...any) error {
+	if extra := w.Extra[table]; len(extra) > 0 {
+		cols = append([]string(nil), cols...)
+		for _, c := range slices.Sorted(maps.Keys(extra)) {
+			cols, vals = append(cols, c), append(vals, extra[c])
+		}
+	}
 	quoted := make([]string, len(cols))
 	marks := make([]string, len(cols))
 	sets := make([]string, 0, len(cols)-1)

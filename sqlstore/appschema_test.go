@@ -1,0 +1,253 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentbot/export"
+	"github.com/agentbot/export/internal/sqlfixture"
+	"github.com/agentbot/export/sqlstore"
+)
+
+// appSchema is the DDL of the application this library replaces, as its
+// ORM (Prisma) generates it for each provider, with a selection of the
+// columns the export must never read. {S} is the test's schema prefix.
+// The User table's updatedAt has no default, as Prisma's @updatedAt.
+var appSchema = map[sqlstore.Dialect][]string{
+	sqlstore.Postgres: {
+		`CREATE TABLE {S}"User" (
+    "id" TEXT NOT NULL,
+    "email" TEXT,
+    "name" TEXT,
+    "plan" TEXT NOT NULL DEFAULT 'free',
+    "role" TEXT NOT NULL DEFAULT 'user',
+    "referralCode" TEXT,
+    "referralCredits" INTEGER NOT NULL DEFAULT 0,
+    "passwordHash" TEXT,
+    "walletSeed" TEXT,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" TIMESTAMP(3) NOT NULL,
+    CONSTRAINT "User_pkey" PRIMARY KEY ("id"))`,
+		`CREATE TABLE {S}"Agent" (
+    "id" TEXT NOT NULL,
+    "userId" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "model" TEXT,
+    "status" TEXT NOT NULL DEFAULT 'pending',
+    "config" JSONB,
+    "apiKeyHash" TEXT,
+    "encryptedToken" TEXT,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" TIMESTAMP(3) NOT NULL,
+    CONSTRAINT "Agent_pkey" PRIMARY KEY ("id"))`,
+		`CREATE TABLE {S}"ScheduledTask" (
+    "id" TEXT NOT NULL,
+    "userId" TEXT NOT NULL,
+    "agentId" TEXT,
+    "name" TEXT NOT NULL,
+    "cronSchedule" TEXT NOT NULL,
+    "prompt" TEXT,
+    "enabled" BOOLEAN NOT NULL DEFAULT true,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "ScheduledTask_pkey" PRIMARY KEY ("id"))`,
+		`CREATE TABLE {S}"Workflow" (
+    "id" TEXT NOT NULL,
+    "userId" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    "definition" JSONB,
+    "webhookSecret" TEXT,
+    "enabled" BOOLEAN NOT NULL DEFAULT true,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Workflow_pkey" PRIMARY KEY ("id"))`,
+		`CREATE UNIQUE INDEX "User_email_key" ON {S}"User"("email")`,
+		`ALTER TABLE {S}"Agent" ADD CONSTRAINT "Agent_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
+		`ALTER TABLE {S}"ScheduledTask" ADD CONSTRAINT "ScheduledTask_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
+		`ALTER TABLE {S}"Workflow" ADD CONSTRAINT "Workflow_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
+	},
+	// Prisma's MySQL provider: VARCHAR(191) keys in the database's default
+	// (case-insensitive) collation; long strings as @db.Text.
+	sqlstore.MySQL: {
+		"CREATE TABLE {S}`User` (`id` VARCHAR(191) NOT NULL, `email` VARCHAR(191) NULL, `name` TEXT NULL," +
+			" `plan` VARCHAR(191) NOT NULL DEFAULT 'free', `role` VARCHAR(191) NOT NULL DEFAULT 'user'," +
+			" `referralCode` VARCHAR(191) NULL, `referralCredits` INTEGER NOT NULL DEFAULT 0," +
+			" `passwordHash` VARCHAR(191) NULL, `walletSeed` TEXT NULL," +
+			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), `updatedAt` DATETIME(3) NOT NULL," +
+			" UNIQUE INDEX `User_email_key`(`email`), PRIMARY KEY (`id`)" +
+			") DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+		"CREATE TABLE {S}`Agent` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `name` TEXT NOT NULL," +
+			" `model` VARCHAR(191) NULL, `status` VARCHAR(191) NOT NULL DEFAULT 'pending', `config` JSON NULL," +
+			" `apiKeyHash` VARCHAR(191) NULL, `encryptedToken` TEXT NULL," +
+			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), `updatedAt` DATETIME(3) NOT NULL," +
+			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+		"CREATE TABLE {S}`ScheduledTask` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `agentId` VARCHAR(191) NULL," +
+			" `name` TEXT NOT NULL, `cronSchedule` VARCHAR(191) NOT NULL, `prompt` TEXT NULL, `enabled` BOOLEAN NOT NULL DEFAULT true," +
+			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)," +
+			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+		"CREATE TABLE {S}`Workflow` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `name` TEXT NOT NULL," +
+			" `definition` JSON NULL, `webhookSecret` VARCHAR(191) NULL, `enabled` BOOLEAN NOT NULL DEFAULT true," +
+			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)," +
+			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+	},
+	// Prisma's SQLite provider: DATETIME columns, which the test fills
+	// with integer Unix milliseconds as Prisma does.
+	sqlstore.SQLite: {
+		`CREATE TABLE "User" ("id" TEXT NOT NULL PRIMARY KEY, "email" TEXT, "name" TEXT,
+    "plan" TEXT NOT NULL DEFAULT 'free', "role" TEXT NOT NULL DEFAULT 'user', "referralCode" TEXT,
+    "referralCredits" INTEGER NOT NULL DEFAULT 0, "passwordHash" TEXT, "walletSeed" TEXT,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" DATETIME NOT NULL)`,
+		`CREATE TABLE "Agent" ("id" TEXT NOT NULL PRIMARY KEY, "userId" TEXT NOT NULL, "name" TEXT NOT NULL,
+    "model" TEXT, "status" TEXT NOT NULL DEFAULT 'pending', "config" JSONB, "apiKeyHash" TEXT, "encryptedToken" TEXT,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" DATETIME NOT NULL,
+    CONSTRAINT "Agent_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
+		`CREATE TABLE "ScheduledTask" ("id" TEXT NOT NULL PRIMARY KEY, "userId" TEXT NOT NULL, "agentId" TEXT,
+    "name" TEXT NOT NULL, "cronSchedule" TEXT NOT NULL, "prompt" TEXT, "enabled" BOOLEAN NOT NULL DEFAULT true,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "ScheduledTask_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
+		`CREATE TABLE "Workflow" ("id" TEXT NOT NULL PRIMARY KEY, "userId" TEXT NOT NULL, "name" TEXT NOT NULL,
+    "definition" JSONB, "webhookSecret" TEXT, "enabled" BOOLEAN NOT NULL DEFAULT true,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Workflow_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
+		`CREATE UNIQUE INDEX "User_email_key" ON "User"("email")`,
+	},
+}
+
+// secret marks every value of a column the export must not read.
+const secret = "SECRET-must-not-leak"
+
+// appTables creates the application's tables and returns a store with the
+// default layout, and a writer that fills the secret columns of every row.
+func appTables(t *testing.T, tdb *testDB) (*sqlstore.Store, *sqlfixture.Writer) {
+	t.Helper()
+	quote := `"`
+	if tdb.dialect == sqlstore.MySQL {
+		quote = "`"
+	}
+	prefix := ""
+	if tdb.schema != "" {
+		prefix = quote + strings.TrimSuffix(tdb.schema, ".") + quote + "."
+	}
+	for _, stmt := range appSchema[tdb.dialect] {
+		mustExec(t, tdb.db, strings.ReplaceAll(stmt, "{S}", prefix))
+	}
+	l := tdb.layout(sqlstore.PrismaLayout())
+	s, err := sqlstore.New(tdb.db, tdb.dialect) // the default layout is the application's
+	if tdb.schema != "" {
+		s, err = sqlstore.New(tdb.db, tdb.dialect, sqlstore.WithLayout(l))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctxFor(t)); err != nil {
+		t.Fatalf("Check on the application's tables: %v", err)
+	}
+	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	w := &sqlfixture.Writer{DB: tdb.db, Dialect: tdb.dialect, Layout: l, Times: sqlfixture.UnixMillis}
+	w.Extra = map[string]map[string]any{
+		l.User.Table: {"passwordHash": secret + "-hash", "walletSeed": secret + " seed words", "updatedAt": w.Time(now)},
+		l.Agent.Table: {"config": `{"apiKey":"` + secret + `-key","temperature":0.2}`, "apiKeyHash": secret + "-agent-hash",
+			"encryptedToken": secret + "-token"},
+		l.ScheduledTask.Table: {"agentId": secret + "-agent-ref", "prompt": secret + " prompt"},
+		l.Workflow.Table:      {"definition": `{"webhook":"` + secret + `"}`, "webhookSecret": secret + "-whsec"},
+	}
+	return s, w
+}
+
+// TestApplicationTables exports from tables laid out exactly as the
+// application's ORM made them, secret columns included, on every
+// database: the export is the golden file byte for byte, and none of the
+// secrets, nor any row of another user, is in it.
+func TestApplicationTables(t *testing.T) {
+	goldens, err := filepath.Glob("../testdata/golden/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range databases {
+		t.Run(d.String(), func(t *testing.T) {
+			tdb := openDB(t, d)
+			s, w := appTables(t, tdb)
+			ctx := ctxFor(t)
+
+			// Another user with records at the same instants, and secrets.
+			other := &export.Document{User: export.User{ID: "other-user", Email: "other@example.com", Plan: export.Some("free"), Role: "user"}}
+			at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+			other.Agents = []export.Agent{{ID: "other-agent", Name: "OTHER-USER-DATA", Model: "m", Status: "s", CreatedAt: at, UpdatedAt: at}}
+			other.ScheduledTasks = []export.ScheduledTask{{ID: "other-task", Name: "OTHER-USER-DATA", CronSchedule: "* * * * *", CreatedAt: at}}
+			other.Workflows = []export.Workflow{{ID: "other-wf", Name: "OTHER-USER-DATA", CreatedAt: at}}
+			if err := w.PutDocument(ctx, other); err != nil {
+				t.Fatal(err)
+			}
+
+			ran := 0
+			for _, file := range goldens {
+				if strings.HasSuffix(file, ".input.json") {
+					continue
+				}
+				want, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc, err := export.Decode(bytes.NewReader(want))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !doc.User.Plan.Valid {
+					// The application's plan column is NOT NULL; a null
+					// plan is covered by the conformance suite instead.
+					t.Logf("%s: not storable in the application's tables (null plan)", filepath.Base(file))
+					continue
+				}
+				if err := w.PutDocument(ctx, doc); err != nil {
+					t.Fatalf("%s: %v", filepath.Base(file), err)
+				}
+				var got bytes.Buffer
+				if _, err := export.NewExporter(s).Export(ctx, &got, export.Request{UserID: doc.User.ID, ExportedAt: doc.ExportedAt}); err != nil {
+					t.Fatalf("%s: %v", filepath.Base(file), err)
+				}
+				if !bytes.Equal(got.Bytes(), want) {
+					t.Fatalf("%s: export differs from the golden file (-want +got):\n%s", filepath.Base(file), cmp.Diff(string(want), got.String()))
+				}
+				for _, leak := range []string{"SECRET", "OTHER-USER-DATA", "other-"} {
+					if bytes.Contains(got.Bytes(), []byte(leak)) {
+						t.Errorf("%s: export contains %q", filepath.Base(file), leak)
+					}
+				}
+				ran++
+			}
+			if ran < 3 {
+				t.Fatalf("only %d golden files checked", ran)
+			}
+
+			// NULL in the nullable string columns the contract calls
+			// strings (email, model) exports as "".
+			mustExec(t, tdb.db, "UPDATE "+quoteTable(tdb, w.Layout.User.Table)+" SET "+quoteIdent(tdb, "email")+" = NULL")
+			mustExec(t, tdb.db, "UPDATE "+quoteTable(tdb, w.Layout.Agent.Table)+" SET "+quoteIdent(tdb, "model")+" = NULL")
+			doc, err := export.ReadDocument(ctx, s, "other-user", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if doc.User.Email != "" || doc.Agents[0].Model != "" || doc.Agents[0].Name != "OTHER-USER-DATA" {
+				t.Errorf("NULL email and model read back as %q and %q, want \"\"", doc.User.Email, doc.Agents[0].Model)
+			}
+		})
+	}
+}
+
+func quoteIdent(tdb *testDB, name string) string {
+	if tdb.dialect == sqlstore.MySQL {
+		return "`" + name + "`"
+	}
+	return `"` + name + `"`
+}
+
+func quoteTable(tdb *testDB, table string) string {
+	if schema, name, ok := strings.Cut(table, "."); ok {
+		return quoteIdent(tdb, schema) + "." + quoteIdent(tdb, name)
+	}
+	return quoteIdent(tdb, table)
+}
