@@ -52,13 +52,15 @@ func (ts *timestamp) Scan(src any) error {
 //	2026-03-01                           a date: midnight UTC
 //	2026-03-01 09:00                     'T' or 't' may replace the space
 //	2026-03-01 09:00:00
-//	2026-03-01 09:00:00.123456789        any number of fraction digits
+//	2026-03-01 09:00:00.123456789        any number of fraction digits,
+//	                                     after '.' or ','
 //	2026-03-01T09:00:00.123Z             zone: Z, ±hh:mm, ±hhmm or ±hh,
 //	2026-03-01 09:00:00.123 +02:00       optionally after one space
 //	2026-03-01 09:00:00.123 +0200 CEST   Go's time.Time.String form, as
 //	                                     modernc.org/sqlite writes by default
 //
-// Text without a zone is UTC. Fraction digits beyond nanoseconds are
+// Text without a zone is UTC; a bare run of digits is milliseconds, never
+// a year. Fraction digits beyond nanoseconds are
 // dropped (the export keeps milliseconds anyway). It allocates nothing.
 func parseTimestamp[S ~string | ~[]byte](s S) (time.Time, error) {
 	p := tsParser[S]{s: s}
@@ -139,7 +141,7 @@ func (p *tsParser[S]) parse() (time.Time, bool) {
 			if sec, ok = p.digits(2); !ok || sec > 59 {
 				return time.Time{}, false
 			}
-			if p.expect('.') {
+			if p.expect('.') || p.expect(',') { // ISO-8601 allows either
 				if nsec, ok = p.fraction(); !ok {
 					return time.Time{}, false
 				}
@@ -224,18 +226,18 @@ func (p *tsParser[S]) zone() (offsetSeconds int, ok bool) {
 	if mm > 59 {
 		return 0, false
 	}
-	if p.expect(' ') {
-		p.abbreviation()
+	if p.expect(' ') && !p.abbreviation() {
+		return 0, false
 	}
 	return sign * (hh*3600 + mm*60), true
 }
 
 // abbreviation skips Go's " MST" and " m=+0.000000001" tails.
-func (p *tsParser[S]) abbreviation() {
+func (p *tsParser[S]) abbreviation() bool {
 	for p.i < len(p.s) && p.s[p.i] != ' ' {
 		c := p.s[p.i]
 		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-') {
-			return
+			return false
 		}
 		p.i++
 	}
@@ -244,10 +246,13 @@ func (p *tsParser[S]) abbreviation() {
 		if c := p.peek(); c == '+' || c == '-' {
 			p.i++
 		}
+		start := p.i
 		for p.i < len(p.s) && (p.s[p.i] >= '0' && p.s[p.i] <= '9' || p.s[p.i] == '.') {
 			p.i++
 		}
+		return p.i > start
 	}
+	return true
 }
 
 func daysIn(year, month int) int {
