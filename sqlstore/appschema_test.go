@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,6 +222,26 @@ func TestApplicationTables(t *testing.T) {
 			}
 			if ran < 3 {
 				t.Fatalf("only %d golden files checked", ran)
+			}
+
+			if d == sqlstore.MySQL {
+				// The application's MySQL keys are case-insensitive and
+				// pad spaces, and without foreign keys (Prisma's
+				// relationMode = "prisma") rows may name a user ID that
+				// only looks like another's. They must not be exported.
+				for i, lookalike := range []string{"OTHER-USER", "Other-User", "other-user ", "othér-user"} {
+					a := export.Agent{ID: fmt.Sprintf("lookalike-%d", i), Name: "LOOKALIKE-DATA", Model: "m", Status: "s", CreatedAt: at, UpdatedAt: at}
+					if err := w.PutAgent(ctx, lookalike, a); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var buf bytes.Buffer
+				if _, err := export.NewExporter(s).Export(ctx, &buf, export.Request{UserID: "other-user", ExportedAt: at}); err != nil {
+					t.Fatal(err)
+				}
+				if n := strings.Count(buf.String(), "LOOKALIKE-DATA"); n > 0 {
+					t.Errorf("other-user's export holds %d agents of user IDs that only compare equal to theirs under the column's collation", n)
+				}
 			}
 
 			// NULL in the nullable string columns the contract calls

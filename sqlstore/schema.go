@@ -75,8 +75,8 @@ func Schema(d Dialect, l Layout) ([]string, error) {
 		{u.Name, ty.text},
 		// The application's plan is NOT NULL; the format allows null, so
 		// these tables can hold every document.
-		{u.Plan, ty.text + " DEFAULT 'free'"},
-		{u.Role, ty.text + " NOT NULL DEFAULT 'user'"},
+		{u.Plan, ty.label + " DEFAULT 'free'"},
+		{u.Role, ty.label + " NOT NULL DEFAULT 'user'"},
 		{u.ReferralCode, ty.text},
 		{u.ReferralCredits, "INTEGER NOT NULL DEFAULT 0"},
 	}, "", "")
@@ -85,7 +85,7 @@ func Schema(d Dialect, l Layout) ([]string, error) {
 		{a.UserID, ty.id + " NOT NULL"},
 		{a.Name, ty.text + " NOT NULL"},
 		{a.Model, ty.text},
-		{a.Status, ty.text + " NOT NULL DEFAULT 'pending'"},
+		{a.Status, ty.label + " NOT NULL DEFAULT 'pending'"},
 		{a.CreatedAt, ty.time + " NOT NULL DEFAULT " + ty.now},
 		{a.UpdatedAt, ty.time + " NOT NULL"},
 	}, a.UserID, index(a.Table, a.UserID, a.CreatedAt, a.ID))
@@ -107,22 +107,24 @@ func Schema(d Dialect, l Layout) ([]string, error) {
 	return stmts, nil
 }
 
-type columnTypes struct{ id, text, time, now, true string }
+// columnTypes are a dialect's types: label is a short string with a
+// default (MySQL refuses a literal default on TEXT).
+type columnTypes struct{ id, text, label, time, now, true string }
 
 func ddlTypes(d Dialect) columnTypes {
 	switch d {
 	case Postgres:
-		return columnTypes{id: "TEXT", text: "TEXT", time: "TIMESTAMP(3)", now: "CURRENT_TIMESTAMP", true: "true"}
+		return columnTypes{id: "TEXT", text: "TEXT", label: "TEXT", time: "TIMESTAMP(3)", now: "CURRENT_TIMESTAMP", true: "true"}
 	case MySQL:
-		// Byte-order IDs: a case-insensitive collation would make 'abc'
-		// and 'ABC' the same key. 191 characters keep the index within
-		// InnoDB's key length in utf8mb4.
-		return columnTypes{id: "VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", text: "TEXT",
+		// IDs compare as bytes: under a case-insensitive collation 'abc'
+		// and 'ABC' are one key, and under every PAD SPACE collation
+		// (utf8mb4_bin included) 'abc' and 'abc ' are.
+		return columnTypes{id: "VARBINARY(255)", text: "TEXT", label: "VARCHAR(2048)",
 			time: "DATETIME(3)", now: "CURRENT_TIMESTAMP(3)", true: "true"}
 	default:
 		// SQLite's CURRENT_TIMESTAMP is "YYYY-MM-DD HH:MM:SS" in UTC, one
 		// of the text forms the store reads.
-		return columnTypes{id: "TEXT", text: "TEXT", time: "DATETIME", now: "CURRENT_TIMESTAMP", true: "1"}
+		return columnTypes{id: "TEXT", text: "TEXT", label: "TEXT", time: "DATETIME", now: "CURRENT_TIMESTAMP", true: "1"}
 	}
 }
 
