@@ -23,8 +23,9 @@ const (
 	// deferred: SQLite pins its snapshot at the first read, and holds it
 	// to the end, whatever other connections write (in WAL mode they go
 	// on writing; in rollback-journal mode they wait). IDs are ordered
-	// with COLLATE BINARY. Timestamps are read as text, whatever the
-	// column's declared type, and parsed here: see the package doc.
+	// with COLLATE BINARY. Timestamps are read as stored, whatever the
+	// column's declared type and the DSN's time options, and parsed
+	// here: see the package doc.
 	SQLite
 	// MySQL is MySQL or MariaDB (go-sql-driver/mysql). The transaction is
 	// REPEATABLE READ, READ ONLY: InnoDB takes one consistent snapshot at
@@ -64,9 +65,15 @@ func (d Dialect) valid() bool { return d >= Postgres && d <= MySQL }
 
 // quote quotes a name that validName accepted (so it holds no quote
 // character to escape), part by part for schema-qualified tables.
+//
+// SQLite gets grave accents, which it accepts as MySQL does: a name in
+// double quotes that matches no column is taken by SQLite for a string
+// literal, so a misspelt column in a layout would silently read as a
+// constant (and a misspelt user ID column would find no user) instead of
+// failing.
 func (d Dialect) quote(name string) string {
 	q := `"`
-	if d == MySQL {
+	if d != Postgres {
 		q = "`"
 	}
 	return q + strings.ReplaceAll(name, ".", q+"."+q) + q
@@ -112,14 +119,15 @@ func (d Dialect) byteOrder(col string) string {
 }
 
 // timestampColumn returns the select expression for a timestamp column.
-// SQLite's is cast to text so that the driver hands over what is stored
-// (text or, for integers, their digits) instead of parsing it itself
-// with its own rules (a DSN's _loc would move zone-less text out of UTC,
-// and integers below 1e12 would be taken for seconds), which also saves
+// SQLite's is cast to BLOB (which SQLite does through text: integers
+// become their digits) so that the driver hands over the stored bytes
+// instead of parsing them with its own rules: with a DSN's _timezone,
+// _texttotime or _inttotime, modernc.org/sqlite would read zone-less
+// text in another zone, or integers below 1e12 as seconds. It also saves
 // the driver's slower parse.
 func (d Dialect) timestampColumn(col string) string {
 	if d == SQLite {
-		return "CAST(" + d.quote(col) + " AS TEXT)"
+		return "CAST(" + d.quote(col) + " AS BLOB)"
 	}
 	return d.quote(col)
 }

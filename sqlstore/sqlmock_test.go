@@ -43,17 +43,17 @@ var sqlText = []struct {
 	},
 	{
 		dialect: sqlstore.SQLite, layout: "prisma",
-		user:      `SELECT "email", "name", "plan", "role", "referralCode", "referralCredits" FROM "User" WHERE "id" = ?`,
-		agents:    `SELECT "id", "name", "model", "status", CAST("createdAt" AS TEXT), CAST("updatedAt" AS TEXT) FROM "Agent" WHERE "userId" = ? ORDER BY "createdAt", "id" COLLATE BINARY`,
-		tasks:     `SELECT "id", "name", "cronSchedule", "enabled", CAST("createdAt" AS TEXT) FROM "ScheduledTask" WHERE "userId" = ? ORDER BY "createdAt", "id" COLLATE BINARY`,
-		workflows: `SELECT "id", "name", "enabled", CAST("createdAt" AS TEXT) FROM "Workflow" WHERE "userId" = ? ORDER BY "createdAt", "id" COLLATE BINARY`,
+		user:      "SELECT `email`, `name`, `plan`, `role`, `referralCode`, `referralCredits` FROM `User` WHERE `id` = ?",
+		agents:    "SELECT `id`, `name`, `model`, `status`, CAST(`createdAt` AS BLOB), CAST(`updatedAt` AS BLOB) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+		tasks:     "SELECT `id`, `name`, `cronSchedule`, `enabled`, CAST(`createdAt` AS BLOB) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+		workflows: "SELECT `id`, `name`, `enabled`, CAST(`createdAt` AS BLOB) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 	},
 	{
 		dialect: sqlstore.SQLite, layout: "snake_case",
-		user:      `SELECT "email", "name", "plan", "role", "referral_code", "referral_credits" FROM "users" WHERE "id" = ?`,
-		agents:    `SELECT "id", "name", "model", "status", CAST("created_at" AS TEXT), CAST("updated_at" AS TEXT) FROM "agents" WHERE "user_id" = ? ORDER BY "created_at", "id" COLLATE BINARY`,
-		tasks:     `SELECT "id", "name", "cron_schedule", "enabled", CAST("created_at" AS TEXT) FROM "scheduled_tasks" WHERE "user_id" = ? ORDER BY "created_at", "id" COLLATE BINARY`,
-		workflows: `SELECT "id", "name", "enabled", CAST("created_at" AS TEXT) FROM "workflows" WHERE "user_id" = ? ORDER BY "created_at", "id" COLLATE BINARY`,
+		user:      "SELECT `email`, `name`, `plan`, `role`, `referral_code`, `referral_credits` FROM `users` WHERE `id` = ?",
+		agents:    "SELECT `id`, `name`, `model`, `status`, CAST(`created_at` AS BLOB), CAST(`updated_at` AS BLOB) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+		tasks:     "SELECT `id`, `name`, `cron_schedule`, `enabled`, CAST(`created_at` AS BLOB) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+		workflows: "SELECT `id`, `name`, `enabled`, CAST(`created_at` AS BLOB) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 	},
 	{
 		dialect: sqlstore.MySQL, layout: "prisma", twoArgs: true,
@@ -77,8 +77,8 @@ func driverValues(d sqlstore.Dialect) (ts func(time.Time) driver.Value, yes, no 
 	switch d {
 	case sqlstore.Postgres: // pgx: time.Time (timestamp in UTC), bool
 		return func(t time.Time) driver.Value { return t.UTC() }, true, false
-	case sqlstore.SQLite: // CAST(... AS TEXT): text; integers as 0/1
-		return func(t time.Time) driver.Value { return t.UTC().Format("2006-01-02 15:04:05.000") }, int64(1), int64(0)
+	case sqlstore.SQLite: // CAST(... AS BLOB): bytes; integers as 0/1
+		return func(t time.Time) driver.Value { return []byte(t.UTC().Format("2006-01-02 15:04:05.000")) }, int64(1), int64(0)
 	default: // go-sql-driver/mysql without parseTime: bytes
 		return func(t time.Time) driver.Value { return []byte(t.UTC().Format("2006-01-02 15:04:05.000")) }, []byte("1"), []byte("0")
 	}
