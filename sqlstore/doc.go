@@ -1,0 +1,83 @@
+// Package sqlstore is an export.Store over the host application's own SQL
+// tables, through database/sql: PostgreSQL, SQLite, MySQL or MariaDB.
+//
+// It takes the host's *sql.DB (never a DSN), imports no driver, never
+// writes, and creates nothing unless asked (CreateTables, for demos and
+// new applications). The host keeps its driver:
+//
+//	db, _ := sql.Open("pgx", dsn)                     // the host's pool
+//	store, err := sqlstore.New(db, sqlstore.Postgres) // the application's (Prisma) tables
+//	handler := export.NewHandler(export.NewExporter(store), currentUserID)
+//
+// # Tables
+//
+// A Layout names the four tables and the columns the export reads; only
+// those are selected, so nothing else a row carries (configuration, key
+// hashes, tokens) is ever read. PrismaLayout, the default, is the layout
+// of the application this library replaces ("User", "Agent"... with
+// camelCase columns); SnakeCaseLayout is the usual hand-written one; any
+// other is a Layout of the host's, validated by New so that no configured
+// name can inject SQL. All SQL text is built once, in New.
+//
+// # One point in time
+//
+// Each export is one read-only transaction. The user's row is read first,
+// and every section comes from the snapshot that read pinned, whatever is
+// written meanwhile:
+//
+//   - PostgreSQL: REPEATABLE READ, READ ONLY.
+//   - MySQL/MariaDB: REPEATABLE READ, READ ONLY; InnoDB's consistent
+//     snapshot is taken by the first read (the effect of START TRANSACTION
+//     WITH CONSISTENT SNAPSHOT, one statement later).
+//   - SQLite: a deferred transaction, whose snapshot is pinned by its
+//     first read. In WAL mode writers go on meanwhile; in rollback-journal
+//     mode they wait for the export (use WAL for a busy application).
+//
+// The options go through database/sql's TxOptions. Drivers that cannot
+// honour them make database/sql fail the export; a driver could still
+// ignore them silently, so Store.Check verifies on PostgreSQL that the
+// transaction really is REPEATABLE READ and READ ONLY. Call Check at
+// startup: it also proves every table and column of the layout exists.
+//
+// # Order, nulls and time
+//
+// Each section is ordered in SQL by creation time, then ID in byte order
+// whatever the column's collation: COLLATE "C" on PostgreSQL (production
+// databases often default to ICU or en_US, which would put "a" before
+// "B"), COLLATE BINARY on SQLite, CAST(id AS BINARY) on MySQL. Rows
+// stream from the database into the encoder, one at a time.
+//
+// The index that makes this read cheap is, per section table:
+//
+//	CREATE INDEX ON "Agent" ("userId", "createdAt", "id" COLLATE "C");  -- PostgreSQL
+//	CREATE INDEX ON agents (user_id, created_at, id);                   -- SQLite, MySQL
+//
+// With it PostgreSQL and SQLite walk one user's rows in export order,
+// without a sort. MySQL finds the user's rows by it, then sorts them (its
+// byte-order comparison of IDs is an expression no index holds).
+// Schema returns the full DDL of each dialect and preset, and the files
+// of schema/ hold it for review.
+//
+// NULL in a column the format calls a string exports as "" (the User
+// fields that the format allows to be null stay null). A NULL timestamp
+// fails the export rather than invent an instant.
+//
+// Timestamps are read from whatever the driver hands over: time.Time
+// (PostgreSQL timestamp(3) holding UTC and timestamptz; MySQL DATETIME
+// with parseTime=true), text (MySQL without parseTime) or, on SQLite, the
+// bytes stored: ISO-8601 text with or without 'T', fraction and zone
+// (text without a zone is UTC), Go's time.Time.String form, or integer
+// Unix milliseconds. A real database keeps one form per column, which
+// keeps the SQL order chronological.
+//
+// IDs are compared exactly: under MySQL's usual collations 'abc' = 'ABC'
+// and 'abc' = 'abc ', so the MySQL query adds a binary comparison of the
+// owner's ID, and one user can never be handed another's rows.
+//
+// # Errors
+//
+// Failures are *Error values naming the step (OpBegin, OpAgents,
+// OpCommit...) and wrapping the driver's error, which stays out of what
+// clients see: export.Handler names only the stage ("could not read
+// agents").
+package sqlstore
