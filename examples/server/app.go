@@ -7,47 +7,24 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/agentbot/export"
-	"github.com/agentbot/export/memstore"
 )
 
-const (
-	demoUserID  = "demo-jane"
-	otherUserID = "demo-sam"
-	cookieName  = "demo_session"
-)
-
-// seededStore holds two demo users with a few records of each kind.
-func seededStore() *memstore.Store {
-	s := memstore.New()
-	day := func(d int) time.Time { return time.Date(2026, 3, d, 9, 0, 0, 0, time.UTC) }
-	s.PutUser(export.User{ID: demoUserID, Email: "jane@example.com", Name: export.Some("Jane Doe"),
-		Plan: export.Some("solo"), Role: "user", ReferralCode: export.Some("JANE2026"), ReferralCredits: 2})
-	s.PutAgent(demoUserID, export.Agent{ID: "agent_research", Name: "research-assistant", Model: "gpt-4o", Status: "running", CreatedAt: day(1), UpdatedAt: day(20)})
-	s.PutAgent(demoUserID, export.Agent{ID: "agent_support", Name: "support-bot", Model: "claude-sonnet", Status: "pending", CreatedAt: day(5), UpdatedAt: day(5)})
-	s.PutScheduledTask(demoUserID, export.ScheduledTask{ID: "task_report", Name: "daily-report", CronSchedule: "0 9 * * *", Enabled: true, CreatedAt: day(2)})
-	s.PutScheduledTask(demoUserID, export.ScheduledTask{ID: "task_cleanup", Name: "weekly-cleanup", CronSchedule: "0 3 * * 1", Enabled: false, CreatedAt: day(8)})
-	s.PutWorkflow(demoUserID, export.Workflow{ID: "wf_onboarding", Name: "onboarding-flow", Enabled: true, CreatedAt: day(3)})
-	s.PutWorkflow(demoUserID, export.Workflow{ID: "wf_escalation", Name: "escalation <urgent> & \"quoted\"", Enabled: false, CreatedAt: day(9)})
-
-	s.PutUser(export.User{ID: otherUserID, Email: "sam@example.com", Role: "user"})
-	s.PutAgent(otherUserID, export.Agent{ID: "agent_sam", Name: "sams-agent", Model: "gpt-4o-mini", Status: "stopped", CreatedAt: day(4), UpdatedAt: day(4)})
-	return s
-}
+const cookieName = "demo_session"
 
 // app is the demo web application: sessions, a page and the export.
 type app struct {
-	store  *memstore.Store
+	store  export.Store
+	users  []string // shown on the sign-in page
 	logger *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]string // random token -> user ID
 }
 
-func newApp(store *memstore.Store, logger *slog.Logger) *app {
-	return &app{store: store, logger: logger, sessions: make(map[string]string)}
+func newApp(store export.Store, users []string, logger *slog.Logger) *app {
+	return &app{store: store, users: users, logger: logger, sessions: make(map[string]string)}
 }
 
 func (a *app) routes() http.Handler {
@@ -123,10 +100,10 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 {{else}}
 <p id="who">Not signed in.</p>
 <form method="post" action="/login">
-<label>User ID <input name="user" value="{{.Demo}}"></label>
+<label>User ID <input name="user" value="{{index .Users 0}}"></label>
 <button type="submit">Sign in</button>
 </form>
-<p>Demo users: <code>{{.Demo}}</code>, <code>{{.Other}}</code>.</p>
+<p>Users in this database:{{range .Users}} <code>{{.}}</code>{{end}}</p>
 {{end}}
 </body></html>
 `))
@@ -135,5 +112,12 @@ func (a *app) page(w http.ResponseWriter, r *http.Request) {
 	user, _ := a.currentUser(r)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	pageTmpl.Execute(w, struct{ User, Demo, Other string }{user, demoUserID, otherUserID})
+	users := a.users
+	if len(users) == 0 {
+		users = []string{""}
+	}
+	pageTmpl.Execute(w, struct {
+		User  string
+		Users []string
+	}{user, users})
 }

@@ -1,12 +1,21 @@
 // Command server is a runnable demo of the export handler: a tiny web app
-// with a demo sign-in and a "Download my data" link.
+// with a demo sign-in and a "Download my data" link, serving exports from
+// an SQL database through package sqlstore.
 //
-//	go run ./examples/server [-addr 127.0.0.1:8080]
+//	go run ./examples/server                     # a demo SQLite file in the temp directory
+//	go run ./examples/server -sqlite app.db      # this SQLite file
+//	go run ./examples/server -postgres 'postgres://user@localhost/app?sslmode=disable'
+//	go run ./examples/server -mysql 'user:pass@tcp(localhost:3306)/app'
 //
-// The data lives in memory (package memstore), seeded with two demo
-// users. Sign-in takes a user ID and no password: it is a demo, never a
-// pattern for a real application, which has its own authentication and
-// gives the export handler a resolver over its own sessions.
+// Flags: -addr (default 127.0.0.1:8080), -layout (prisma, the default, or
+// snake_case). Tables the layout names are created if missing, and the
+// demo users demo-jane and demo-sam are added only when there are no
+// users at all: a database that has the application's tables and users
+// is served as it is.
+//
+// Sign-in takes a user ID and no password: it is a demo, never a pattern
+// for a real application, which has its own authentication and gives the
+// export handler a resolver over its own sessions.
 package main
 
 import (
@@ -20,8 +29,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/agentbot/export/sqlstore"
 )
 
 func main() {
@@ -39,11 +52,26 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(out)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	var cfg dataConfig
+	fs.StringVar(&cfg.sqlite, "sqlite", "", "SQLite file to serve (created if missing; default "+defaultSQLitePath()+")")
+	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL DSN to serve from, e.g. postgres://user@localhost/app?sslmode=disable")
+	fs.StringVar(&cfg.mysql, "mysql", "", "MySQL or MariaDB DSN to serve from, e.g. user:pass@tcp(localhost:3306)/app")
+	fs.StringVar(&cfg.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	data, err := openData(openCtx, cfg)
+	cancelOpen()
+	if err != nil {
+		return err
+	}
+	defer data.db.Close()
 	logger := slog.New(slog.NewTextHandler(out, nil))
-	app := newApp(seededStore(), logger)
+	app := newApp(data.store, data.users, logger)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -54,7 +82,15 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(out, "export demo: open http://%s/ and sign in as %q (demo only: no password)\n", ln.Addr(), demoUserID)
+	fmt.Fprintf(out, "export demo: data in %s (%s layout)\n", data.where, cfg.layout)
+	for _, n := range data.notes {
+		fmt.Fprintf(out, "export demo: %s\n", n)
+	}
+	signIn := "any user ID"
+	if len(data.users) > 0 {
+		signIn = strconv.Quote(data.users[0])
+	}
+	fmt.Fprintf(out, "export demo: open http://%s/ and sign in as %s (demo only: no password)\n", ln.Addr(), signIn)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -7,27 +7,43 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentbot/export"
 )
 
-// startServer runs the demo on a free port and stops it at the end of the
-// test, checking that it shuts down cleanly.
-func startServer(t *testing.T) (base string) {
+// startServer runs the demo on a free port, on a fresh SQLite file
+// unless args name a database, and stops it at the end of the test,
+// checking that it shuts down cleanly.
+func startServer(t *testing.T, args ...string) (base string) {
+	base, _ = startServerOutput(t, args...)
+	return base
+}
+
+// startServerOutput is startServer, also returning what the server
+// printed up to the moment it was ready.
+func startServerOutput(t *testing.T, args ...string) (base, output string) {
 	t.Helper()
+	if len(args) == 0 {
+		args = []string{"-sqlite", filepath.Join(t.TempDir(), "demo.db")}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, io.Discard, ready) }()
+	out := &syncBuffer{}
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), out, ready) }()
 	select {
 	case addr := <-ready:
 		base = "http://" + addr
 	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, out.String())
 	}
+	output = out.String()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -39,7 +55,25 @@ func startServer(t *testing.T) (base string) {
 			t.Error("server did not shut down")
 		}
 	})
-	return base
+	return base, output
+}
+
+// syncBuffer is a bytes.Buffer the server and the test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newClient(t *testing.T) *http.Client {

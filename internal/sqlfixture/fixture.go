@@ -50,8 +50,10 @@ type Writer struct {
 	Extra map[string]map[string]any
 }
 
+// q quotes as sqlstore does: double quotes on PostgreSQL, grave accents
+// elsewhere (SQLite takes a double-quoted unknown column for a string).
 func (w *Writer) q(name string) string {
-	if w.Dialect == sqlstore.MySQL {
+	if w.Dialect != sqlstore.Postgres {
 		return "`" + strings.ReplaceAll(name, ".", "`.`") + "`"
 	}
 	return `"` + strings.ReplaceAll(name, ".", `"."`) + `"`
@@ -200,4 +202,31 @@ func (w *Writer) PutDocument(ctx context.Context, d *export.Document) error {
 		}
 	}
 	return nil
+}
+
+// UserIDs returns up to limit user IDs in byte order, for a demo's
+// sign-in page.
+func (w *Writer) UserIDs(ctx context.Context, limit int) ([]string, error) {
+	id := w.q(w.Layout.User.ID)
+	order := id
+	switch w.Dialect {
+	case sqlstore.Postgres:
+		order += ` COLLATE "C"`
+	case sqlstore.MySQL:
+		order = "CAST(" + id + " AS BINARY)"
+	}
+	rows, err := w.DB.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s ORDER BY %s LIMIT %d", id, w.q(w.Layout.User.Table), order, limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		ids = append(ids, s)
+	}
+	return ids, rows.Err()
 }
