@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,36 +65,34 @@ func openDB(t testing.TB, d sqlstore.Dialect) *testDB {
 	case sqlstore.SQLite:
 		return openSQLite(t, filepath.Join(t.TempDir(), "export.db"))
 	case sqlstore.Postgres:
-		dsn := os.Getenv(postgresEnv)
-		if dsn == "" {
-			t.Skipf("PostgreSQL tests skipped: set %s to a DSN (postgres://user@host:port/db?sslmode=disable) whose user may create schemas; .ci/run does", postgresEnv)
-		}
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		schema := randomName("export_test_")
-		mustExec(t, db, "CREATE SCHEMA "+schema)
-		t.Cleanup(func() { mustExec(t, db, "DROP SCHEMA "+schema+" CASCADE") })
-		return &testDB{dialect: d, db: db, schema: schema + "."}
+		return openServer(t, d, "pgx", postgresEnv, "PostgreSQL tests skipped: set %s to a DSN (postgres://user@host:port/db?sslmode=disable) whose user may create schemas; .ci/run does",
+			"CREATE SCHEMA %s", "DROP SCHEMA %s CASCADE")
 	case sqlstore.MySQL:
-		dsn := os.Getenv(mysqlEnv)
-		if dsn == "" {
-			t.Skipf("MySQL/MariaDB tests skipped: set %s to a DSN (user:password@tcp(host:port)/db) whose user may create databases; .ci/run does", mysqlEnv)
-		}
-		db, err := sql.Open("mysql", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		schema := randomName("export_test_")
-		mustExec(t, db, "CREATE DATABASE "+schema+" CHARACTER SET utf8mb4")
-		t.Cleanup(func() { mustExec(t, db, "DROP DATABASE "+schema) })
-		return &testDB{dialect: d, db: db, schema: schema + "."}
+		return openServer(t, d, "mysql", mysqlEnv, "MySQL/MariaDB tests skipped: set %s to a DSN (user:password@tcp(host:port)/db) whose user may create databases; .ci/run does",
+			"CREATE DATABASE %s CHARACTER SET utf8mb4", "DROP DATABASE %s")
 	}
 	t.Fatalf("no test database for %v", d)
 	return nil
+}
+
+// openServer connects to the server named by the environment variable
+// env, or skips saying how to set it, and makes a schema (a database, in
+// MySQL's words) that lives as long as the test.
+func openServer(t testing.TB, d sqlstore.Dialect, driver, env, skip, create, drop string) *testDB {
+	t.Helper()
+	dsn := os.Getenv(env)
+	if dsn == "" {
+		t.Skipf(skip, env)
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	schema := randomName("export_test_")
+	mustExec(t, db, fmt.Sprintf(create, schema))
+	t.Cleanup(func() { mustExec(t, db, fmt.Sprintf(drop, schema)) })
+	return &testDB{dialect: d, db: db, schema: schema + "."}
 }
 
 // openSQLite opens the file in WAL mode, as an application serving

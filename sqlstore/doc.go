@@ -41,6 +41,11 @@
 //
 // # Order, nulls and time
 //
+// A View holds one connection of the pool until it returns. Its sections
+// are read one after another (as the exporter does), not interleaved: on
+// one connection, MySQL cannot start a query while another's rows are
+// still open.
+//
 // Each section is ordered in SQL by creation time, then ID in byte order
 // whatever the column's collation: COLLATE "C" on PostgreSQL (production
 // databases often default to ICU or en_US, which would put "a" before
