@@ -48,6 +48,11 @@ type Writer struct {
 	// name as in Layout, then column name): the columns of a real
 	// application's tables that the export must never read.
 	Extra map[string]map[string]any
+	// Exec, when set, runs the Put writes instead of DB: a *sql.Tx, to
+	// write many rows in one transaction.
+	Exec interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	}
 }
 
 // q quotes as sqlstore does: double quotes on PostgreSQL, grave accents
@@ -90,7 +95,12 @@ func (w *Writer) upsert(ctx context.Context, table string, cols []string, vals .
 	} else {
 		stmt += " ON CONFLICT (" + quoted[0] + ") DO UPDATE SET " + strings.Join(sets, ", ")
 	}
-	_, err := w.DB.ExecContext(ctx, stmt, vals...)
+	var err error
+	if w.Exec != nil {
+		_, err = w.Exec.ExecContext(ctx, stmt, vals...)
+	} else {
+		_, err = w.DB.ExecContext(ctx, stmt, vals...)
+	}
 	return err
 }
 
