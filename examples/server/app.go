@@ -100,7 +100,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 {{else}}
 <p id="who">Not signed in.</p>
 <form method="post" action="/login">
-<label>User ID <input name="user" value="{{index .Users 0}}"></label>
+<label>User ID <input name="user" size="30" value="{{index .Users 0}}"></label>
 <button type="submit">Sign in</button>
 </form>
 <p>Users in this database:{{range .Users}} <code>{{.}}</code>{{end}}</p>
