@@ -47,7 +47,8 @@ ci_start_mariadb() {
   command -v mariadbd >/dev/null 2>&1 || server=/usr/sbin/mariadbd
   if ! mariadb-admin --socket="$sock" -uroot ping >/dev/null 2>&1; then
     rm -rf "$dir"; mkdir -p "$data"; chown -R mysql: "$dir"
-    mariadb-install-db --user=mysql --datadir="$data" --auth-root-authentication-method=socket >/dev/null
+    mariadb-install-db --user=mysql --datadir="$data" --auth-root-authentication-method=socket >"$dir/install.log" 2>&1 ||
+      { cat "$dir/install.log"; return 1; }
     "$server" --user=mysql --datadir="$data" --socket="$sock" --port=$my_port --bind-address=127.0.0.1 \
       --pid-file="$dir/mysqld.pid" --log-error="$dir/mysqld.log" --innodb-flush-log-at-trx-commit=0 >/dev/null 2>&1 &
     for _ in $(seq 1 60); do

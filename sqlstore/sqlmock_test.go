@@ -464,3 +464,39 @@ func TestNewRejects(t *testing.T) {
 	require.ErrorContains(t, err, "Agent.CreatedAt")
 	require.True(t, strings.Contains(err.Error(), "not a plain identifier"), err.Error())
 }
+
+// TestCheckDetectsIgnoredTxOptions: a PostgreSQL driver that drops the
+// transaction's options (so exports would read at READ COMMITTED, each
+// section at its own moment) fails Check, naming the problem.
+func TestCheckDetectsIgnoredTxOptions(t *testing.T) {
+	const settings = "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+	for _, c := range []struct {
+		isolation, readOnly string
+		ok                  bool
+	}{
+		{"repeatable read", "on", true},
+		{"read committed", "off", false},
+		{"repeatable read", "off", false},
+		{"serializable", "on", false},
+	} {
+		m := newMocked(t, 0)
+		m.mock.ExpectBegin()
+		m.mock.ExpectQuery(settings).WillReturnRows(sqlmock.NewRows([]string{"i", "r"}).AddRow(c.isolation, c.readOnly))
+		if c.ok {
+			for _, q := range []string{sqlText[0].user, sqlText[0].agents, sqlText[0].tasks, sqlText[0].workflows} {
+				m.mock.ExpectQuery(q).WithArgs("").WillReturnRows(sqlmock.NewRows([]string{"x"}))
+			}
+		}
+		m.mock.ExpectRollback()
+		err := m.store.Check(context.Background())
+		if c.ok {
+			require.NoError(t, err)
+		} else {
+			var se *sqlstore.Error
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, sqlstore.OpBegin, se.Op)
+			require.ErrorContains(t, err, "ignores database/sql's transaction options")
+		}
+		require.NoError(t, m.mock.ExpectationsWereMet())
+	}
+}
