@@ -84,7 +84,7 @@ func openData(ctx context.Context, cfg dataConfig) (*demoData, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := prepare(ctx, db, dialect, layout)
+	d, err := prepare(ctx, db, dialect, layout, cfg.layout)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", where, err)
@@ -93,7 +93,7 @@ func openData(ctx context.Context, cfg dataConfig) (*demoData, error) {
 	return d, nil
 }
 
-func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout sqlstore.Layout) (*demoData, error) {
+func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout sqlstore.Layout, layoutName string) (*demoData, error) {
 	if err := db.PingContext(ctx); err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout s
 		if err := sqlstore.CreateTables(ctx, db, dialect, layout); err != nil {
 			return nil, err
 		}
-		d.notes = append(d.notes, "created the "+layoutName(layout)+" tables")
+		d.notes = append(d.notes, "created the "+layoutName+" tables")
 		if err := store.Check(ctx); err != nil {
 			return nil, fmt.Errorf("the tables do not match the layout: %w", err)
 		}
@@ -130,15 +130,6 @@ func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout s
 	}
 	d.users = users
 	return d, nil
-}
-
-func layoutName(l sqlstore.Layout) string {
-	for _, name := range sqlstore.LayoutNames() {
-		if p, _ := sqlstore.LayoutByName(name); p == l {
-			return name
-		}
-	}
-	return "custom"
 }
 
 // demoDocuments is the seed data: two users with a few records each.
