@@ -50,7 +50,9 @@
 // whatever the column's collation: COLLATE "C" on PostgreSQL (production
 // databases often default to ICU or en_US, which would put "a" before
 // "B"), COLLATE BINARY on SQLite, CAST(id AS BINARY) on MySQL. Rows
-// stream from the database into the encoder, one at a time.
+// stream from the database into the encoder, one at a time. ID columns
+// are text, as in the application (PostgreSQL refuses a collation on a
+// uuid column).
 //
 // The index that makes this read cheap is, per section table:
 //
