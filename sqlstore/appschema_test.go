@@ -16,108 +16,6 @@ import (
 	"github.com/agentbot/export/sqlstore"
 )
 
-// appSchema is the DDL of the application this library replaces, as its
-// ORM (Prisma) generates it for each provider, with a selection of the
-// columns the export must never read. {S} is the test's schema prefix.
-// The User table's updatedAt has no default, as Prisma's @updatedAt.
-var appSchema = map[sqlstore.Dialect][]string{
-	sqlstore.Postgres: {
-		`CREATE TABLE {S}"User" (
-    "id" TEXT NOT NULL,
-    "email" TEXT,
-    "name" TEXT,
-    "plan" TEXT NOT NULL DEFAULT 'free',
-    "role" TEXT NOT NULL DEFAULT 'user',
-    "referralCode" TEXT,
-    "referralCredits" INTEGER NOT NULL DEFAULT 0,
-    "passwordHash" TEXT,
-    "walletSeed" TEXT,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "updatedAt" TIMESTAMP(3) NOT NULL,
-    CONSTRAINT "User_pkey" PRIMARY KEY ("id"))`,
-		`CREATE TABLE {S}"Agent" (
-    "id" TEXT NOT NULL,
-    "userId" TEXT NOT NULL,
-    "name" TEXT NOT NULL,
-    "model" TEXT,
-    "status" TEXT NOT NULL DEFAULT 'pending',
-    "config" JSONB,
-    "apiKeyHash" TEXT,
-    "encryptedToken" TEXT,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "updatedAt" TIMESTAMP(3) NOT NULL,
-    CONSTRAINT "Agent_pkey" PRIMARY KEY ("id"))`,
-		`CREATE TABLE {S}"ScheduledTask" (
-    "id" TEXT NOT NULL,
-    "userId" TEXT NOT NULL,
-    "agentId" TEXT,
-    "name" TEXT NOT NULL,
-    "cronSchedule" TEXT NOT NULL,
-    "prompt" TEXT,
-    "enabled" BOOLEAN NOT NULL DEFAULT true,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "ScheduledTask_pkey" PRIMARY KEY ("id"))`,
-		`CREATE TABLE {S}"Workflow" (
-    "id" TEXT NOT NULL,
-    "userId" TEXT NOT NULL,
-    "name" TEXT NOT NULL,
-    "definition" JSONB,
-    "webhookSecret" TEXT,
-    "enabled" BOOLEAN NOT NULL DEFAULT true,
-    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "Workflow_pkey" PRIMARY KEY ("id"))`,
-		`CREATE UNIQUE INDEX "User_email_key" ON {S}"User"("email")`,
-		`ALTER TABLE {S}"Agent" ADD CONSTRAINT "Agent_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
-		`ALTER TABLE {S}"ScheduledTask" ADD CONSTRAINT "ScheduledTask_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
-		`ALTER TABLE {S}"Workflow" ADD CONSTRAINT "Workflow_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
-	},
-	// Prisma's MySQL provider: VARCHAR(191) keys in the database's default
-	// (case-insensitive) collation; long strings as @db.Text.
-	sqlstore.MySQL: {
-		"CREATE TABLE {S}`User` (`id` VARCHAR(191) NOT NULL, `email` VARCHAR(191) NULL, `name` TEXT NULL," +
-			" `plan` VARCHAR(191) NOT NULL DEFAULT 'free', `role` VARCHAR(191) NOT NULL DEFAULT 'user'," +
-			" `referralCode` VARCHAR(191) NULL, `referralCredits` INTEGER NOT NULL DEFAULT 0," +
-			" `passwordHash` VARCHAR(191) NULL, `walletSeed` TEXT NULL," +
-			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), `updatedAt` DATETIME(3) NOT NULL," +
-			" UNIQUE INDEX `User_email_key`(`email`), PRIMARY KEY (`id`)" +
-			") DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-		"CREATE TABLE {S}`Agent` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `name` TEXT NOT NULL," +
-			" `model` VARCHAR(191) NULL, `status` VARCHAR(191) NOT NULL DEFAULT 'pending', `config` JSON NULL," +
-			" `apiKeyHash` VARCHAR(191) NULL, `encryptedToken` TEXT NULL," +
-			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), `updatedAt` DATETIME(3) NOT NULL," +
-			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-		"CREATE TABLE {S}`ScheduledTask` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `agentId` VARCHAR(191) NULL," +
-			" `name` TEXT NOT NULL, `cronSchedule` VARCHAR(191) NOT NULL, `prompt` TEXT NULL, `enabled` BOOLEAN NOT NULL DEFAULT true," +
-			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)," +
-			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-		"CREATE TABLE {S}`Workflow` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `name` TEXT NOT NULL," +
-			" `definition` JSON NULL, `webhookSecret` VARCHAR(191) NULL, `enabled` BOOLEAN NOT NULL DEFAULT true," +
-			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)," +
-			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-	},
-	// Prisma's SQLite provider: DATETIME columns, which the test fills
-	// with integer Unix milliseconds as Prisma does.
-	sqlstore.SQLite: {
-		`CREATE TABLE "User" ("id" TEXT NOT NULL PRIMARY KEY, "email" TEXT, "name" TEXT,
-    "plan" TEXT NOT NULL DEFAULT 'free', "role" TEXT NOT NULL DEFAULT 'user', "referralCode" TEXT,
-    "referralCredits" INTEGER NOT NULL DEFAULT 0, "passwordHash" TEXT, "walletSeed" TEXT,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" DATETIME NOT NULL)`,
-		`CREATE TABLE "Agent" ("id" TEXT NOT NULL PRIMARY KEY, "userId" TEXT NOT NULL, "name" TEXT NOT NULL,
-    "model" TEXT, "status" TEXT NOT NULL DEFAULT 'pending', "config" JSONB, "apiKeyHash" TEXT, "encryptedToken" TEXT,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" DATETIME NOT NULL,
-    CONSTRAINT "Agent_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
-		`CREATE TABLE "ScheduledTask" ("id" TEXT NOT NULL PRIMARY KEY, "userId" TEXT NOT NULL, "agentId" TEXT,
-    "name" TEXT NOT NULL, "cronSchedule" TEXT NOT NULL, "prompt" TEXT, "enabled" BOOLEAN NOT NULL DEFAULT true,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "ScheduledTask_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
-		`CREATE TABLE "Workflow" ("id" TEXT NOT NULL PRIMARY KEY, "userId" TEXT NOT NULL, "name" TEXT NOT NULL,
-    "definition" JSONB, "webhookSecret" TEXT, "enabled" BOOLEAN NOT NULL DEFAULT true,
-    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    CONSTRAINT "Workflow_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
-		`CREATE UNIQUE INDEX "User_email_key" ON "User"("email")`,
-	},
-}
-
 // secret marks every value of a column the export must not read.
 const secret = "SECRET-must-not-leak"
 
@@ -133,8 +31,8 @@ func appTables(t *testing.T, tdb *testDB) (*sqlstore.Store, *sqlfixture.Writer) 
 	if tdb.schema != "" {
 		prefix = quote + strings.TrimSuffix(tdb.schema, ".") + quote + "."
 	}
-	for _, stmt := range appSchema[tdb.dialect] {
-		mustExec(t, tdb.db, strings.ReplaceAll(stmt, "{S}", prefix))
+	for _, stmt := range sqlfixture.AppSchema(tdb.dialect, prefix) {
+		mustExec(t, tdb.db, stmt)
 	}
 	l := tdb.layout(sqlstore.PrismaLayout())
 	s, err := sqlstore.New(tdb.db, tdb.dialect) // the default layout is the application's
