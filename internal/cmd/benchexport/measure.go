@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentbot/export"
+)
+
+// sample is one measured run.
+type sample struct {
+	dur    time.Duration
+	bytes  int64
+	growth int64 // peak RSS during the run minus RSS just before it
+}
+
+// runner starts the measured processes.
+type runner struct {
+	ctx    context.Context
+	dir    string // logs and the built server
+	self   string // this program, for its child modes
+	server string // the example server, built by buildServer
+}
+
+// buildServer builds examples/server, so that the library is measured
+// exactly as a host would run it.
+func (r *runner) buildServer() error {
+	r.server = filepath.Join(r.dir, "example-server")
+	cmd := exec.CommandContext(r.ctx, "go", "build", "-o", r.server, "github.com/agentbot/export/examples/server")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building the example server: %w", err)
+	}
+	return nil
+}
+
+// library exports the dataset's user through the example server: sign in,
+// then GET /api/export.
+func (r *runner) library(ds dataset) (sample, error) {
+	p, err := startProcess(r.ctx, r.dir, []string{r.server, "-sqlite", ds.path}, true)
+	if err != nil {
+		return sample{}, err
+	}
+	defer p.stop()
+	cookie, err := login(r.ctx, p.addr, ds.userID)
+	if err != nil {
+		return sample{}, err
+	}
+	return r.timedFetch(p, cookie)
+}
+
+// naive exports through the naive handler, in a process of its own.
+func (r *runner) naive(ds dataset) (sample, error) {
+	p, err := startProcess(r.ctx, r.dir, []string{r.self, "child", "naive", "-sqlite", ds.path, "-user", ds.userID}, true)
+	if err != nil {
+		return sample{}, err
+	}
+	defer p.stop()
+	return r.timedFetch(p, nil)
+}
+
+func (r *runner) timedFetch(p *process, cookie *http.Cookie) (sample, error) {
+	base, err := p.resetPeak()
+	if err != nil {
+		return sample{}, err
+	}
+	start := time.Now()
+	status, n, err := fetch(r.ctx, p.addr, cookie, io.Discard)
+	d := time.Since(start)
+	if err == nil && status != 200 {
+		err = fmt.Errorf("status %d", status)
+	}
+	if err != nil {
+		return sample{}, fmt.Errorf("GET /api/export from %s: %w\n%s", filepath.Base(p.cmd.Path), err, p.logTail())
+	}
+	_, peak, err := p.memory()
+	return sample{dur: d, bytes: n, growth: peak - base}, err
+}
+
+// raw runs the raw scan in a child: it opens the database and says
+// "ready", the peak RSS is reset, then it scans and reports its own time.
+func (r *runner) raw(ds dataset) (sample, error) {
+	p, err := startProcess(r.ctx, r.dir, []string{r.self, "child", "rawscan", "-sqlite", ds.path, "-user", ds.userID}, false)
+	if err != nil {
+		return sample{}, err
+	}
+	defer p.stop()
+	fail := func(err error) (sample, error) { return sample{}, fmt.Errorf("raw scan: %w\n%s", err, p.logTail()) }
+	if line, err := p.stdout.ReadString('\n'); err != nil || line != "ready\n" {
+		return fail(fmt.Errorf("%q, %v", line, err))
+	}
+	base, err := p.resetPeak()
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+		return fail(err)
+	}
+	line, err := p.stdout.ReadString('\n')
+	if err != nil {
+		return fail(err)
+	}
+	var rows int
+	var ns int64
+	if _, err := fmt.Sscanf(line, "rows %d ns %d\n", &rows, &ns); err != nil {
+		return fail(fmt.Errorf("%q: %v", line, err))
+	}
+	if want := 3 * ds.perSection; rows != want {
+		return fail(fmt.Errorf("read %d rows, want %d", rows, want))
+	}
+	_, peak, err := p.memory()
+	return sample{dur: time.Duration(ns), growth: peak - base}, err
+}
+
+// verify checks, outside any timing, that the library's export of the
+// dataset holds the same data as the naive export: same user, same
+// records in the same order, same values, timestamps included.
+func (r *runner) verify(ds dataset) error {
+	lib, err := startProcess(r.ctx, r.dir, []string{r.server, "-sqlite", ds.path}, true)
+	if err != nil {
+		return err
+	}
+	defer lib.stop()
+	naive, err := startProcess(r.ctx, r.dir, []string{r.self, "child", "naive", "-sqlite", ds.path, "-user", ds.userID}, true)
+	if err != nil {
+		return err
+	}
+	defer naive.stop()
+
+	cookie, err := login(r.ctx, lib.addr, ds.userID)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, _, err := fetch(r.ctx, lib.addr, cookie, pw)
+		pw.CloseWithError(err)
+	}()
+	doc, err := export.Decode(pr)
+	if err != nil {
+		return fmt.Errorf("the library's export does not decode: %w", err)
+	}
+	var want strings.Builder
+	if _, _, err := fetch(r.ctx, naive.addr, nil, &want); err != nil {
+		return err
+	}
+	got := asNaive(doc)
+	wantDoc, err := decodeNaive(want.String())
+	if err != nil {
+		return err
+	}
+	got.ExportedAt, wantDoc.ExportedAt = "", ""
+	if len(got.Agents) != ds.perSection || len(got.ScheduledTasks) != ds.perSection || len(got.Workflows) != ds.perSection {
+		return fmt.Errorf("the library exported %d agents, %d tasks and %d workflows, want %d of each",
+			len(got.Agents), len(got.ScheduledTasks), len(got.Workflows), ds.perSection)
+	}
+	if !reflect.DeepEqual(got, wantDoc) {
+		return fmt.Errorf("the library's export and the naive one hold different data")
+	}
+	return nil
+}
+
+// asNaive converts a decoded document to the naive handler's types.
+func asNaive(d *export.Document) naiveDocument {
+	ptr := func(s export.NullString) *string {
+		if !s.Valid {
+			return nil
+		}
+		return &s.String
+	}
+	n := naiveDocument{ExportedAt: jsTime(d.ExportedAt), Version: d.Version, User: naiveUser{
+		ID: d.User.ID, Email: d.User.Email, Name: ptr(d.User.Name), Plan: ptr(d.User.Plan), Role: d.User.Role,
+		ReferralCode: ptr(d.User.ReferralCode), ReferralCredits: d.User.ReferralCredits,
+	}}
+	for _, a := range d.Agents {
+		n.Agents = append(n.Agents, naiveAgent{a.ID, a.Name, a.Model, a.Status, jsTime(a.CreatedAt), jsTime(a.UpdatedAt)})
+	}
+	for _, t := range d.ScheduledTasks {
+		n.ScheduledTasks = append(n.ScheduledTasks, naiveScheduledTask{t.ID, t.Name, t.CronSchedule, t.Enabled, jsTime(t.CreatedAt)})
+	}
+	for _, w := range d.Workflows {
+		n.Workflows = append(n.Workflows, naiveWorkflow{w.ID, w.Name, w.Enabled, jsTime(w.CreatedAt)})
+	}
+	return n
+}
+
+// median returns the run with the median time, and the largest growth of
+// all runs (memory is judged by its worst case).
+func median(runs []sample) sample {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b sample) int { return int(a.dur - b.dur) })
+	m := s[len(s)/2]
+	for _, r := range runs {
+		m.growth = max(m.growth, r.growth)
+	}
+	return m
+}
+
+func mb(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB" }
+
+func secs(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatFloat(d.Seconds()*1000, 'f', 1, 64) + " ms"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
+}
+
+func ratio(a, b time.Duration) string {
+	return strconv.FormatFloat(float64(a)/float64(b), 'f', 2, 64) + "x"
+}
+
+// thousands formats n with commas.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
