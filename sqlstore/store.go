@@ -174,10 +174,10 @@ func (v *view) User(context.Context) (export.User, error) {
 
 func (v *view) Agents(ctx context.Context) iter.Seq2[export.Agent, error] {
 	return func(yield func(export.Agent, error) bool) {
-		var id, name, model, status sql.NullString
+		var id, name, model, status text
 		var created, updated timestamp
 		v.rows(ctx, OpAgents, v.s.q.agents, []any{&id, &name, &model, &status, &created, &updated}, func() bool {
-			return yield(export.Agent{ID: id.String, Name: name.String, Model: model.String, Status: status.String,
+			return yield(export.Agent{ID: string(id), Name: string(name), Model: string(model), Status: string(status),
 				CreatedAt: created.t, UpdatedAt: updated.t}, nil)
 		}, func(err error) { yield(export.Agent{}, err) })
 	}
@@ -185,23 +185,23 @@ func (v *view) Agents(ctx context.Context) iter.Seq2[export.Agent, error] {
 
 func (v *view) ScheduledTasks(ctx context.Context) iter.Seq2[export.ScheduledTask, error] {
 	return func(yield func(export.ScheduledTask, error) bool) {
-		var id, name, cron sql.NullString
-		var enabled sql.NullBool
+		var id, name, cron text
+		var enabled flag
 		var created timestamp
 		v.rows(ctx, OpScheduledTasks, v.s.q.scheduledTasks, []any{&id, &name, &cron, &enabled, &created}, func() bool {
-			return yield(export.ScheduledTask{ID: id.String, Name: name.String, CronSchedule: cron.String,
-				Enabled: enabled.Bool, CreatedAt: created.t}, nil)
+			return yield(export.ScheduledTask{ID: string(id), Name: string(name), CronSchedule: string(cron),
+				Enabled: bool(enabled), CreatedAt: created.t}, nil)
 		}, func(err error) { yield(export.ScheduledTask{}, err) })
 	}
 }
 
 func (v *view) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error] {
 	return func(yield func(export.Workflow, error) bool) {
-		var id, name sql.NullString
-		var enabled sql.NullBool
+		var id, name text
+		var enabled flag
 		var created timestamp
 		v.rows(ctx, OpWorkflows, v.s.q.workflows, []any{&id, &name, &enabled, &created}, func() bool {
-			return yield(export.Workflow{ID: id.String, Name: name.String, Enabled: enabled.Bool, CreatedAt: created.t}, nil)
+			return yield(export.Workflow{ID: string(id), Name: string(name), Enabled: bool(enabled), CreatedAt: created.t}, nil)
 		}, func(err error) { yield(export.Workflow{}, err) })
 	}
 }
