@@ -33,18 +33,27 @@
 //     first read. In WAL mode writers go on meanwhile; in rollback-journal
 //     mode they wait for the export (use WAL for a busy application).
 //
-// The options go through database/sql's TxOptions. Drivers that cannot
-// honour them make database/sql fail the export; a driver could still
-// ignore them silently, so Store.Check verifies on PostgreSQL that the
-// transaction really is REPEATABLE READ and READ ONLY. Call Check at
-// startup: it also proves every table and column of the layout exists.
+// The options reach the driver as database/sql would pass them
+// (driver.ConnBeginTx); a driver without it fails the export. A driver
+// could still ignore them silently, so Store.Check verifies on PostgreSQL
+// that the transaction really is REPEATABLE READ and READ ONLY. Call Check
+// at startup: it also proves every table and column of the layout exists.
+//
+// # Speed
+//
+// The pool lends a connection (sql.Conn.Raw) and the transaction, queries
+// and rows are its driver's: database/sql's per-row locking, copying and
+// conversion cost more than everything the export does with a row, for
+// the same values read by the same Scanners. The connection is reported
+// bad, and discarded by the pool, if its transaction cannot be shown to
+// have ended.
 //
 // # Order, nulls and time
 //
 // A View holds one connection of the pool until it returns. Its sections
-// are read one after another (as the exporter does), not interleaved: on
-// one connection, MySQL cannot start a query while another's rows are
-// still open.
+// are read one after another (as the exporter does): a section started
+// while another's rows are still open fails with an error, rather than
+// interleave two result sets on one connection (which MySQL cannot do).
 //
 // Each section is ordered in SQL by creation time, then ID in byte order
 // whatever the column's collation: COLLATE "C" on PostgreSQL (production

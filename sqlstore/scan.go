@@ -57,3 +57,4 @@ func (f *flag) Scan(src any) error {
 	*f = flag(nb.Bool)
 	return nil
 }
+

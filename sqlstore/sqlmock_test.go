@@ -392,7 +392,7 @@ func TestCanceledContext(t *testing.T) {
 			var ee *export.Error
 			require.ErrorAs(t, err, &ee)
 			require.Equal(t, export.StageAgents, ee.Stage, "%v", err)
-			// database/sql rolls back on cancellation by itself.
+			// The transaction is rolled back once the read stops.
 			require.Eventually(t, func() bool { return m.mock.ExpectationsWereMet() == nil }, 5*time.Second, 10*time.Millisecond)
 		})
 	}

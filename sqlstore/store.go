@@ -85,42 +85,28 @@ func (e *Error) Unwrap() error { return e.Err }
 // user's row is read first (pinning the snapshot every section is read
 // from), then fn runs. The transaction is committed if fn succeeds and
 // rolled back otherwise.
+//
+// fn runs on the calling goroutine, and the sections of its Tx are read
+// one at a time: the connection is a single driver connection (see
+// conn.go), so a section started while another is still being read fails
+// instead of interleaving the two.
 func (s *Store) View(ctx context.Context, userID string, fn func(export.Tx) error) error {
 	if userID == "" {
 		return export.ErrUserNotFound
 	}
-	tx, err := s.db.BeginTx(ctx, s.txOpts)
-	if err != nil {
-		return &Error{Op: OpBegin, Err: err}
-	}
-	v := &view{s: s, tx: tx, args: s.args(userID)}
+	var v *view
 	defer func() {
-		if !v.closed {
+		if v != nil {
 			v.closed = true
-			// A rollback of a read-only transaction has nothing to undo;
-			// its error changes nothing for the caller, whose error (from
-			// fn or the user read) is the one to report. database/sql
-			// discards the connection if the driver says it is broken.
-			_ = tx.Rollback()
 		}
 	}()
-
-	if err := v.readUser(ctx, userID); err != nil {
-		return err
-	}
-	if err := fn(v); err != nil {
-		return err
-	}
-	v.closed = true
-	if err := tx.Commit(); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, sql.ErrTxDone) {
-			// database/sql rolled the transaction back when ctx ended;
-			// say so, so that callers see the cancellation.
-			err = fmt.Errorf("%w: %w", ctxErr, err)
+	return withTx(ctx, s.db, s.txOpts, true, func(c *dconn) error {
+		v = &view{s: s, c: c, args: s.args(userID)}
+		if err := v.readUser(ctx, userID); err != nil {
+			return err
 		}
-		return &Error{Op: OpCommit, Err: err}
-	}
-	return nil
+		return fn(v)
+	})
 }
 
 func (s *Store) args(userID string) []any {
@@ -132,26 +118,34 @@ func (s *Store) args(userID string) []any {
 
 // view is the export.Tx of one View.
 type view struct {
-	s      *Store
-	tx     *sql.Tx
-	args   []any
-	user   export.User
-	closed bool // set when View ends; a Tx used after that fails
+	s       *Store
+	c       *dconn
+	args    []any
+	user    export.User
+	reading bool // a section's rows are open
+	closed  bool // set when View ends; a Tx used after that fails
 }
 
-var errViewClosed = errors.New("sqlstore: Tx used after its View returned")
+var (
+	errViewClosed = errors.New("sqlstore: Tx used after its View returned")
+	errReading    = errors.New("sqlstore: a section was read while another was still being read (sections of one Tx are read one at a time)")
+)
 
 func (v *view) readUser(ctx context.Context, userID string) error {
 	var email, name, plan, role, code sql.NullString
 	var credits sql.NullInt64
-	err := v.tx.QueryRowContext(ctx, v.s.q.user, v.args...).Scan(&email, &name, &plan, &role, &code, &credits)
-	if errors.Is(err, sql.ErrNoRows) {
-		return export.ErrUserNotFound
-	}
+	found := false
+	err := v.each(ctx, v.s.q.user, []sql.Scanner{&email, &name, &plan, &role, &code, &credits}, func() bool {
+		found = true
+		return false
+	})
 	if err != nil {
 		// Named as the user stage, not as opening the view: the
 		// transaction is open, reading the row is what failed.
 		return &export.Error{Stage: export.StageUser, Err: &Error{Op: OpUser, Err: err}}
+	}
+	if !found {
+		return export.ErrUserNotFound
 	}
 	v.user = export.User{
 		ID:              userID,
@@ -176,7 +170,7 @@ func (v *view) Agents(ctx context.Context) iter.Seq2[export.Agent, error] {
 	return func(yield func(export.Agent, error) bool) {
 		var id, name, model, status text
 		var created, updated timestamp
-		v.rows(ctx, OpAgents, v.s.q.agents, []any{&id, &name, &model, &status, &created, &updated}, func() bool {
+		v.rows(ctx, OpAgents, v.s.q.agents, []sql.Scanner{&id, &name, &model, &status, &created, &updated}, func() bool {
 			return yield(export.Agent{ID: string(id), Name: string(name), Model: string(model), Status: string(status),
 				CreatedAt: created.t, UpdatedAt: updated.t}, nil)
 		}, func(err error) { yield(export.Agent{}, err) })
@@ -188,7 +182,7 @@ func (v *view) ScheduledTasks(ctx context.Context) iter.Seq2[export.ScheduledTas
 		var id, name, cron text
 		var enabled flag
 		var created timestamp
-		v.rows(ctx, OpScheduledTasks, v.s.q.scheduledTasks, []any{&id, &name, &cron, &enabled, &created}, func() bool {
+		v.rows(ctx, OpScheduledTasks, v.s.q.scheduledTasks, []sql.Scanner{&id, &name, &cron, &enabled, &created}, func() bool {
 			return yield(export.ScheduledTask{ID: string(id), Name: string(name), CronSchedule: string(cron),
 				Enabled: bool(enabled), CreatedAt: created.t}, nil)
 		}, func(err error) { yield(export.ScheduledTask{}, err) })
@@ -200,7 +194,7 @@ func (v *view) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error] 
 		var id, name text
 		var enabled flag
 		var created timestamp
-		v.rows(ctx, OpWorkflows, v.s.q.workflows, []any{&id, &name, &enabled, &created}, func() bool {
+		v.rows(ctx, OpWorkflows, v.s.q.workflows, []sql.Scanner{&id, &name, &enabled, &created}, func() bool {
 			return yield(export.Workflow{ID: string(id), Name: string(name), Enabled: bool(enabled), CreatedAt: created.t}, nil)
 		}, func(err error) { yield(export.Workflow{}, err) })
 	}
@@ -210,42 +204,48 @@ func (v *view) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error] 
 // row after each scan until it returns false (the caller broke out). Any
 // failure, including one from closing the rows, goes to fail as an *Error
 // for op. Rows stream: one row is held at a time.
-func (v *view) rows(ctx context.Context, op, query string, dest []any, row func() bool, fail func(error)) {
-	if v.closed {
-		fail(&Error{Op: op, Err: errViewClosed})
-		return
-	}
-	rows, err := v.tx.QueryContext(ctx, query, v.args...)
-	if err != nil {
+func (v *view) rows(ctx context.Context, op, query string, dest []sql.Scanner, row func() bool, fail func(error)) {
+	if err := v.each(ctx, query, dest, row); err != nil {
 		fail(&Error{Op: op, Err: err})
-		return
 	}
-	err = func() error {
-		defer rows.Close()
-		for rows.Next() {
-			// A driver may have the rest of the result buffered, and
-			// database/sql closes the rows on cancellation only when its
-			// watcher runs: check here, so the export stops at once.
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			if !row() {
-				return nil
-			}
+}
+
+// each runs query and scans each row into dest, calling row after each
+// until it returns false.
+func (v *view) each(ctx context.Context, query string, dest []sql.Scanner, row func() bool) (err error) {
+	switch {
+	case v.closed:
+		return errViewClosed
+	case v.reading:
+		return errReading
+	}
+	v.reading = true
+	defer func() { v.reading = false }()
+	rows, err := v.c.query(ctx, query, v.args)
+	if err != nil {
+		return err
+	}
+	// Closing can fail too (a driver may only then learn of an error at
+	// the end of the result), and that must fail the read. Deferred, so
+	// that the rows are closed even if row panics.
+	defer func() {
+		if cerr := rows.close(); err == nil {
+			err = cerr
 		}
-		if err := rows.Err(); err != nil {
+	}()
+	for {
+		// A driver may have the rest of the result buffered: check here,
+		// so that the export stops at once when ctx ends.
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// database/sql closes the rows at the end of the result and Err
-		// reports a failed close; closing again costs nothing and does
-		// not depend on that.
-		return rows.Close()
-	}()
-	if err != nil {
-		fail(&Error{Op: op, Err: err})
+		more, err := rows.next(dest)
+		if err != nil || !more {
+			return err
+		}
+		if !row() {
+			return nil
+		}
 	}
 }
 
@@ -256,35 +256,26 @@ func (v *view) rows(ctx context.Context, op, query string, dest []any, row func(
 // Hosts call it at startup so that a misconfigured layout fails there,
 // not in a user's export.
 func (s *Store) Check(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, s.txOpts)
-	if err != nil {
-		return &Error{Op: OpBegin, Err: err}
-	}
-	defer tx.Rollback()
-	if s.dialect == Postgres {
-		var isolation, readOnly string
-		err := tx.QueryRowContext(ctx, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')").Scan(&isolation, &readOnly)
-		if err != nil {
-			return &Error{Op: OpBegin, Err: err}
-		}
-		if isolation != "repeatable read" || readOnly != "on" {
-			return &Error{Op: OpBegin, Err: fmt.Errorf("the driver opened a transaction with isolation %q and read-only %q, not \"repeatable read\" and \"on\": it ignores database/sql's transaction options", isolation, readOnly)}
-		}
-	}
-	args := s.args("")
-	for _, c := range []struct{ op, query string }{
-		{OpUser, s.q.user}, {OpAgents, s.q.agents}, {OpScheduledTasks, s.q.scheduledTasks}, {OpWorkflows, s.q.workflows},
-	} {
-		rows, err := tx.QueryContext(ctx, c.query, args...)
-		if err == nil {
-			for rows.Next() {
+	return withTx(ctx, s.db, s.txOpts, false, func(c *dconn) error {
+		v := &view{s: s, c: c, args: s.args("")}
+		if s.dialect == Postgres {
+			var isolation, readOnly text
+			err := v.each(ctx, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')",
+				[]sql.Scanner{&isolation, &readOnly}, func() bool { return false })
+			if err != nil {
+				return &Error{Op: OpBegin, Err: err}
 			}
-			err = rows.Err()
-			rows.Close()
+			if isolation != "repeatable read" || readOnly != "on" {
+				return &Error{Op: OpBegin, Err: fmt.Errorf("the driver opened a transaction with isolation %q and read-only %q, not \"repeatable read\" and \"on\": it ignores database/sql's transaction options", isolation, readOnly)}
+			}
 		}
-		if err != nil {
-			return &Error{Op: c.op, Err: err}
+		for _, q := range []struct{ op, query string }{
+			{OpUser, s.q.user}, {OpAgents, s.q.agents}, {OpScheduledTasks, s.q.scheduledTasks}, {OpWorkflows, s.q.workflows},
+		} {
+			if err := v.each(ctx, q.query, nil, func() bool { return true }); err != nil {
+				return &Error{Op: q.op, Err: err}
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }

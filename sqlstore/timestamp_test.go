@@ -164,3 +164,25 @@ func FuzzParseTimestamp(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseTimestamp reads each stored form once per iteration.
+//
+//	go test ./sqlstore -run '^$' -bench ParseTimestamp -benchmem
+func BenchmarkParseTimestamp(b *testing.B) {
+	for _, in := range []string{
+		"2026-03-01T09:00:00.123Z",
+		"2026-03-01 09:00:00.123",
+		"2026-03-01 11:00:00.123456+02:00",
+		"2026-03-01 09:00:00.123456789 +0000 UTC",
+		"1772355600123",
+	} {
+		s := []byte(in)
+		b.Run(in, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := parseTimestamp(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
