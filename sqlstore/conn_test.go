@@ -70,8 +70,10 @@ func TestConnectionDiscarded(t *testing.T) {
 				m.expectUser().WillReturnRows(m.userRows())
 				m.mock.ExpectCommit().WillReturnError(errors.New("connection lost"))
 			},
-			fn:    func(export.Tx) error { return nil },
-			check: func(t *testing.T, err error) { require.ErrorContains(t, err, "committing transaction: connection lost") },
+			fn: func(export.Tx) error { return nil },
+			check: func(t *testing.T, err error) {
+				require.ErrorContains(t, err, "committing transaction: connection lost")
+			},
 		},
 		{
 			name: "fn panics while reading",

@@ -57,4 +57,3 @@ func (f *flag) Scan(src any) error {
 	*f = flag(nb.Bool)
 	return nil
 }
-

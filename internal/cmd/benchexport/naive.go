@@ -8,13 +8,16 @@ import (
 	"time"
 )
 
-// The naive export is the version a Go team writes first: load every row
-// into slices of structs, then json.MarshalIndent the lot and write it.
-// It is the baseline the library is measured against, not a model: it
-// holds the whole account in memory twice (structs, then JSON).
+// The naive export is the version a Go team writes first: structs with
+// json tags and time.Time fields, every row loaded into slices, then
+// json.MarshalIndent of the lot, written in one go. It is the baseline
+// the library is measured against, not a model: it holds the whole account
+// in memory twice (structs, then JSON), and its output is not even the
+// contract's (encoding/json escapes <, > and &, and writes times with up
+// to nine fraction digits, where JSON.stringify writes three).
 
 type naiveDocument struct {
-	ExportedAt     string               `json:"exportedAt"`
+	ExportedAt     time.Time            `json:"exportedAt"`
 	Version        string               `json:"version"`
 	User           naiveUser            `json:"user"`
 	Agents         []naiveAgent         `json:"agents"`
@@ -33,37 +36,34 @@ type naiveUser struct {
 }
 
 type naiveAgent struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Model     string `json:"model"`
-	Status    string `json:"status"`
-	CreatedAt string `json:"createdAt"`
-	UpdatedAt string `json:"updatedAt"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Model     string    `json:"model"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 type naiveScheduledTask struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	CronSchedule string `json:"cronSchedule"`
-	Enabled      bool   `json:"enabled"`
-	CreatedAt    string `json:"createdAt"`
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	CronSchedule string    `json:"cronSchedule"`
+	Enabled      bool      `json:"enabled"`
+	CreatedAt    time.Time `json:"createdAt"`
 }
 
 type naiveWorkflow struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Enabled   bool   `json:"enabled"`
-	CreatedAt string `json:"createdAt"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Enabled   bool      `json:"enabled"`
+	CreatedAt time.Time `json:"createdAt"`
 }
-
-// jsTime formats as JavaScript's Date.prototype.toISOString.
-func jsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // naiveExport reads the user's data with the driver's default column
 // handling (DATETIME text arrives as time.Time; Agent.updatedAt holds
 // integer milliseconds) and returns the indented JSON.
 func naiveExport(ctx context.Context, db *sql.DB, userID string) ([]byte, error) {
-	doc := naiveDocument{ExportedAt: jsTime(time.Now()), Version: "1.0"}
+	doc := naiveDocument{ExportedAt: time.Now().UTC(), Version: "1.0"}
 	u := &doc.User
 	err := db.QueryRowContext(ctx, "SELECT `id`, `email`, `name`, `plan`, `role`, `referralCode`, `referralCredits` FROM `User` WHERE `id` = ?", userID).
 		Scan(&u.ID, &u.Email, &u.Name, &u.Plan, &u.Role, &u.ReferralCode, &u.ReferralCredits)
@@ -78,12 +78,11 @@ func naiveExport(ctx context.Context, db *sql.DB, userID string) ([]byte, error)
 	defer rows.Close()
 	for rows.Next() {
 		var a naiveAgent
-		var created time.Time
-		var updated int64
-		if err := rows.Scan(&a.ID, &a.Name, &a.Model, &a.Status, &created, &updated); err != nil {
+		var updated int64 // the column holds Unix milliseconds
+		if err := rows.Scan(&a.ID, &a.Name, &a.Model, &a.Status, &a.CreatedAt, &updated); err != nil {
 			return nil, err
 		}
-		a.CreatedAt, a.UpdatedAt = jsTime(created), jsTime(time.UnixMilli(updated))
+		a.UpdatedAt = time.UnixMilli(updated).UTC()
 		doc.Agents = append(doc.Agents, a)
 	}
 	if err := rows.Err(); err != nil {
@@ -97,11 +96,9 @@ func naiveExport(ctx context.Context, db *sql.DB, userID string) ([]byte, error)
 	defer rows.Close()
 	for rows.Next() {
 		var t naiveScheduledTask
-		var created time.Time
-		if err := rows.Scan(&t.ID, &t.Name, &t.CronSchedule, &t.Enabled, &created); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &t.CronSchedule, &t.Enabled, &t.CreatedAt); err != nil {
 			return nil, err
 		}
-		t.CreatedAt = jsTime(created)
 		doc.ScheduledTasks = append(doc.ScheduledTasks, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -115,11 +112,9 @@ func naiveExport(ctx context.Context, db *sql.DB, userID string) ([]byte, error)
 	defer rows.Close()
 	for rows.Next() {
 		var w naiveWorkflow
-		var created time.Time
-		if err := rows.Scan(&w.ID, &w.Name, &w.Enabled, &created); err != nil {
+		if err := rows.Scan(&w.ID, &w.Name, &w.Enabled, &w.CreatedAt); err != nil {
 			return nil, err
 		}
-		w.CreatedAt = jsTime(created)
 		doc.Workflows = append(doc.Workflows, w)
 	}
 	if err := rows.Err(); err != nil {
