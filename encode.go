@@ -306,9 +306,15 @@ func appendTimeString(b []byte, t time.Time) []byte {
 }
 
 func appendTime(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	hour, min, sec := t.Clock()
+	// From the Unix time rather than t.Date and t.Clock, which each redo
+	// the calendar arithmetic: a large export formats a timestamp or two
+	// per record, and pprof had this at a tenth of the encoder's time.
+	sec := t.Unix()
+	days, rem := sec/86400, sec%86400
+	if rem < 0 {
+		days, rem = days-1, rem+86400
+	}
+	year, month, day := civilFromDays(days)
 	switch {
 	case year < 0:
 		b = append(b, '-')
@@ -317,22 +323,54 @@ func appendTime(b []byte, t time.Time) []byte {
 		b = append(b, '+')
 		b = appendDigits(b, year, 6)
 	default:
-		b = appendDigits(b, year, 4)
+		b = append2(b, year/100)
+		b = append2(b, year%100)
 	}
 	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
+	b = append2(b, month)
 	b = append(b, '-')
-	b = appendDigits(b, day, 2)
+	b = append2(b, day)
 	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
+	b = append2(b, int(rem/3600))
 	b = append(b, ':')
-	b = appendDigits(b, min, 2)
+	b = append2(b, int(rem/60%60))
 	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
+	b = append2(b, int(rem%60))
 	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond()/1e6, 3)
+	ms := t.Nanosecond() / 1e6
+	b = append(b, byte('0'+ms/100))
+	b = append2(b, ms%100)
 	return append(b, 'Z')
 }
+
+// civilFromDays returns the proleptic Gregorian date of a day counted
+// from 1970-01-01 (Howard Hinnant's civil_from_days).
+func civilFromDays(days int64) (year, month, day int) {
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365]
+	mp := (5*doy + 2) / 153                                // [0, 11], from March
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if mp >= 10 {
+		month = int(mp - 9)
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// append2 appends v, in [0, 99], as two digits.
+func append2(b []byte, v int) []byte { return append(b, twoDigits[2*v], twoDigits[2*v+1]) }
 
 // appendDigits appends v in decimal, zero-padded to at least width digits.
 func appendDigits(b []byte, v, width int) []byte {

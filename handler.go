@@ -225,6 +225,9 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead}
 	defer sp.Close()
 	res, err := h.exporter.Export(r.Context(), sp, req)
+	if err == nil {
+		err = sp.finish()
+	}
 	ev.record(res)
 	// The spool's count, not the Exporter's word: a host's Exporter that
 	// misreports must not produce a wrong Content-Length.

@@ -9,7 +9,8 @@ import (
 // spool holds a finished document until the response is sent, so that a
 // failure part-way is still a clean 500 and the 200 carries
 // Content-Length. It keeps up to limit bytes in memory and moves to a
-// temporary file beyond that; Close always removes the file.
+// temporary file beyond that, through the same buffer; Close always
+// removes the file.
 type spool struct {
 	dir   string
 	limit int
@@ -29,27 +30,42 @@ func (s *spool) Write(p []byte) (int, error) {
 		s.size += int64(len(p))
 		return len(p), nil
 	}
-	if s.mem == nil && s.file == nil {
+	if s.mem == nil {
 		if b, ok := spoolBufs.Get().(*[]byte); ok {
 			s.mem = (*b)[:0]
 		}
 	}
-	if s.file == nil && len(s.mem)+len(p) <= s.limit {
-		s.mem = append(s.mem, p...)
-		s.size += int64(len(p))
-		return len(p), nil
-	}
-	if s.file == nil {
-		if err := s.toFile(); err != nil {
+	if len(s.mem)+len(p) > s.limit {
+		// Past the threshold the buffer becomes the file's write buffer:
+		// one write per threshold's worth, not one per call (pprof showed
+		// the file system's per-write cost on large exports).
+		if err := s.drain(); err != nil {
 			return 0, &Error{Stage: StageSpool, Err: err}
 		}
+		if len(p) > s.limit {
+			n, err := s.file.Write(p)
+			s.size += int64(n)
+			if err != nil {
+				return n, &Error{Stage: StageSpool, Err: err}
+			}
+			return n, nil
+		}
 	}
-	n, err := s.file.Write(p)
-	s.size += int64(n)
-	if err != nil {
-		return n, &Error{Stage: StageSpool, Err: err}
+	s.mem = append(s.mem, p...)
+	s.size += int64(len(p))
+	return len(p), nil
+}
+
+// drain moves what is buffered to the file, creating it the first time.
+func (s *spool) drain() error {
+	if s.file == nil {
+		if err := s.toFile(); err != nil {
+			return err
+		}
 	}
-	return n, nil
+	_, err := s.file.Write(s.mem)
+	s.mem = s.mem[:0]
+	return err
 }
 
 func (s *spool) toFile() error {
@@ -64,18 +80,28 @@ func (s *spool) toFile() error {
 	if os.Remove(f.Name()) != nil {
 		s.path = f.Name()
 	}
-	if _, err := f.Write(s.mem); err != nil {
-		return err
-	}
-	s.recycle()
 	return nil
 }
 
-// WriteTo sends the spooled document to w.
+// finish writes out what is still buffered, so that every failure of the
+// spool happens before the response's status is chosen.
+func (s *spool) finish() error {
+	if s.file != nil && len(s.mem) > 0 {
+		if err := s.drain(); err != nil {
+			return &Error{Stage: StageSpool, Err: err}
+		}
+	}
+	return nil
+}
+
+// WriteTo sends the spooled document to w, after finish.
 func (s *spool) WriteTo(w io.Writer) (int64, error) {
 	if s.file == nil {
 		n, err := w.Write(s.mem)
 		return int64(n), err
+	}
+	if err := s.finish(); err != nil {
+		return 0, err
 	}
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return 0, err
