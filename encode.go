@@ -28,11 +28,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+4<<10); r
 // jsonWriter appends into a buffer and writes it out in large chunks. Its
 // first write error sticks, so the encoder checks once per record.
 type jsonWriter struct {
-	ctx context.Context // checked at each flush, so a store that ignores it still stops
-	w   io.Writer
-	buf []byte
-	n   int64
-	err error
+	ctx       context.Context // checked at each flush, so a store that ignores it still stops
+	w         io.Writer
+	buf       []byte
+	n         int64
+	err       error
+	pipelined bool // large sections are written on a second goroutine
 }
 
 func newJSONWriter(ctx context.Context, w io.Writer) *jsonWriter {
@@ -155,28 +156,39 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 }
 
 // section writes the records of one array, separated by commas, and closes
-// it: "[]" when empty, as JSON.stringify does, otherwise "\n  ]".
+// it: "[]" when empty, as JSON.stringify does, otherwise "\n  ]". A large
+// section is written on a second goroutine while the store reads on this
+// one (see pipe).
 func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record func([]byte, T) []byte) (int, error) {
-	n := 0
+	p := &pipe[T]{j: j, record: record, allow: j.pipelined}
+	closed := false
+	defer func() {
+		if !closed {
+			// The store's iterator panicked: end the writing goroutine
+			// before the panic goes on up.
+			p.close(false)
+		}
+	}()
 	for rec, err := range seq {
 		if err != nil {
-			return n, stageError(stage, err)
+			closed = true
+			p.close(false) // the store's error is the one to report
+			return p.n, stageError(stage, err)
 		}
-		if n > 0 {
-			j.buf = append(j.buf, ',')
-		}
-		j.buf = record(j.buf, rec)
-		n++
-		if err := j.step(); err != nil {
-			return n, stageError(StageWrite, err)
+		if !p.add(rec) {
+			break // writing failed: stop reading; close says why
 		}
 	}
-	if n > 0 {
+	closed = true
+	if err := p.close(true); err != nil {
+		return p.n, stageError(StageWrite, err)
+	}
+	if p.n > 0 {
 		j.buf = append(j.buf, "\n  ]"...)
 	} else {
 		j.buf = append(j.buf, ']')
 	}
-	return n, nil
+	return p.n, nil
 }
 
 // StoreExporter is the Exporter over a Store. It streams: records go from
@@ -195,6 +207,7 @@ func NewExporter(store Store) *StoreExporter { return &StoreExporter{store: stor
 func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (Result, error) {
 	var res Result
 	j := newJSONWriter(ctx, w)
+	j.pipelined = pipelined()
 	defer j.release()
 	encoded := false
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {

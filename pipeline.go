@@ -1,0 +1,170 @@
+package export
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// Reading a large section and writing it can use two cores at once: a
+// database driver's row reading is the larger part of an export, and
+// encoding and writing (into the spool or the socket) most of the rest.
+// So the store's iterator runs on the calling goroutine (View's, as a
+// store expects), while a second goroutine encodes and writes the records
+// already read. Records cross over in batches, through a fixed set of
+// reused buffers, so the memory held stays a few batches whatever the
+// size of the account.
+//
+// A section smaller than one batch never starts the second goroutine: an
+// ordinary account is encoded on the calling goroutine, as are all
+// sections when only one CPU is usable.
+
+// batchSize is how many records cross over at a time: enough that the
+// hand-over costs nothing per record, few enough to hold little memory.
+const batchSize = 256
+
+// batches is how many buffers a pipelined section cycles through: one
+// being filled, one waiting, one being written.
+const batches = 3
+
+// pipelined reports whether large sections are split over two goroutines:
+// with one usable CPU they would only take turns.
+func pipelined() bool { return runtime.GOMAXPROCS(0) > 1 }
+
+// pipe writes the records of one section.
+type pipe[T any] struct {
+	j      *jsonWriter
+	record func([]byte, T) []byte
+	allow  bool // may start the second goroutine
+
+	n       int // records taken
+	written int // records written; only the writing side touches it
+	batch   []T // being filled
+
+	running bool
+	full    chan []T      // batches to write, in order
+	free    chan []T      // written batches, to fill again
+	failed  chan struct{} // closed when the writer stops writing
+	done    chan outcome  // the writer's end, sent once
+}
+
+// outcome is how the writing goroutine ended: an error, or a panic to be
+// raised again on the calling goroutine.
+type outcome struct {
+	err      error
+	panicked bool
+	panicVal any
+}
+
+// add takes one record; false means writing has failed, and the caller
+// stops reading (close reports the error).
+func (p *pipe[T]) add(rec T) bool {
+	p.n++
+	if !p.allow {
+		return p.writeOne(rec) == nil
+	}
+	if p.batch == nil {
+		p.batch = make([]T, 0, batchSize)
+	}
+	p.batch = append(p.batch, rec)
+	if len(p.batch) < batchSize {
+		return true
+	}
+	if !p.running {
+		p.start()
+	}
+	select {
+	case p.full <- p.batch:
+	case <-p.failed:
+		return false
+	}
+	select {
+	case p.batch = <-p.free:
+	case <-p.failed:
+		return false
+	}
+	return true
+}
+
+// write encodes records into the writer.
+func (p *pipe[T]) write(recs []T) error {
+	for _, rec := range recs {
+		if err := p.writeOne(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeOne encodes one record, after a comma unless it is the section's
+// first, and flushes when the buffer is full.
+func (p *pipe[T]) writeOne(rec T) error {
+	j := p.j
+	if p.written > 0 {
+		j.buf = append(j.buf, ',')
+	}
+	j.buf = p.record(j.buf, rec)
+	p.written++
+	return j.step()
+}
+
+func (p *pipe[T]) start() {
+	p.running = true
+	p.full = make(chan []T, 1)
+	p.free = make(chan []T, batches)
+	p.failed = make(chan struct{})
+	p.done = make(chan outcome, 1)
+	for range batches - 1 {
+		p.free <- make([]T, 0, batchSize)
+	}
+	go p.writer()
+}
+
+// writer is the second goroutine: it writes each batch it receives until
+// full is closed. After a failure or a panic it stops writing but keeps
+// taking batches, so that the calling goroutine never blocks on it.
+func (p *pipe[T]) writer() {
+	var out outcome
+	defer func() {
+		if v := recover(); v != nil {
+			out = outcome{err: fmt.Errorf("export: panic while writing: %v", v), panicked: true, panicVal: v}
+			close(p.failed)
+			for range p.full {
+			}
+		}
+		p.done <- out
+	}()
+	for b := range p.full {
+		if out.err == nil {
+			if out.err = p.write(b); out.err != nil {
+				close(p.failed)
+			}
+		}
+		p.free <- b[:0]
+	}
+}
+
+// close writes what is left if flush is set, waits for the second
+// goroutine, and returns the first write error; a panic of the writer is
+// raised again here. It must run once whatever happened before, also when
+// the store's iterator panicked, so that the second goroutine always ends.
+func (p *pipe[T]) close(flush bool) error {
+	if !p.running {
+		if flush && len(p.batch) > 0 {
+			return p.write(p.batch)
+		}
+		return p.j.err
+	}
+	if flush && len(p.batch) > 0 {
+		select {
+		case p.full <- p.batch:
+		case <-p.failed:
+		}
+	}
+	close(p.full)
+	out := <-p.done
+	p.running = false
+	if out.panicked {
+		panic(out.panicVal)
+	}
+	return out.err
+}
