@@ -15,8 +15,9 @@
 //     package storetest is the conformance suite every Store should pass.
 //   - Exporter (export.go, encode.go) turns a Store into the document.
 //     NewExporter streams records from the store's iterators to an
-//     io.Writer through one small buffer, so memory does not grow with the
-//     account. Document, ReadDocument and Decode hold a whole document in
+//     io.Writer through one small buffer (large sections are written by a
+//     second goroutine, pipeline.go, a few batches behind the reading), so
+//     memory does not grow with the account. Document, ReadDocument and Decode hold a whole document in
 //     memory, for small accounts, tests and reading files back.
 //   - Handler (handler.go) is the http.Handler. The host gives it a
 //     resolver, func(*http.Request) (userID string, err error), that reads

@@ -192,8 +192,10 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 }
 
 // StoreExporter is the Exporter over a Store. It streams: records go from
-// the store's iterators into w through one small buffer, so the memory an
-// export holds does not depend on the size of the account.
+// the store's iterators into w through one small buffer (and, for a large
+// section, a few batches of records handed to a second goroutine that
+// writes while the store reads), so the memory an export holds does not
+// depend on the size of the account.
 type StoreExporter struct {
 	store Store
 }

@@ -104,10 +104,11 @@ func exportWith(t *testing.T, procs int, s export.Store, w io.Writer) (res expor
 	return res, err, panicVal
 }
 
-// TestPipelineWritesTheSameBytes: sections of every size around the batch
-// size come out the same written on two goroutines as on one.
+// TestPipelineWritesTheSameBytes: sections of every size around where the
+// second goroutine takes over, and around the batch size after that, come
+// out the same written on two goroutines as on one.
 func TestPipelineWritesTheSameBytes(t *testing.T) {
-	for _, n := range []int{0, 1, 255, 256, 257, 511, 512, 513, 10_000} {
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 4096 + 255, 4096 + 256, 4096 + 257, 4096 + 513, 20_000} {
 		var serial, piped bytes.Buffer
 		_, err1, _ := exportWith(t, 1, &pipeStore{n: n}, &serial)
 		res, err2, _ := exportWith(t, 2, &pipeStore{n: n}, &piped)
@@ -133,33 +134,33 @@ func TestPipelineWritesTheSameBytes(t *testing.T) {
 func TestPipelineFailures(t *testing.T) {
 	for _, procs := range []int{1, 2} {
 		t.Run("store error", func(t *testing.T) {
-			_, err, _ := exportWith(t, procs, &pipeStore{n: 5000, failAt: 3000, fault: "error"}, io.Discard)
+			_, err, _ := exportWith(t, procs, &pipeStore{n: 10_000, failAt: 6000, fault: "error"}, io.Discard)
 			var ee *export.Error
 			if !errors.As(err, &ee) || ee.Stage != export.StageAgents {
 				t.Fatalf("GOMAXPROCS %d: %v, want a failure reading agents", procs, err)
 			}
 		})
 		t.Run("store panic", func(t *testing.T) {
-			_, _, p := exportWith(t, procs, &pipeStore{n: 5000, failAt: 3000, fault: "panic"}, io.Discard)
+			_, _, p := exportWith(t, procs, &pipeStore{n: 10_000, failAt: 6000, fault: "panic"}, io.Discard)
 			if p != "store panicked" {
 				t.Fatalf("GOMAXPROCS %d: recovered %v, want the store's panic", procs, p)
 			}
 		})
 		t.Run("write error", func(t *testing.T) {
 			s := &pipeStore{n: 100_000}
-			_, err, _ := exportWith(t, procs, s, &failingWriter{limit: 200 << 10})
+			_, err, _ := exportWith(t, procs, s, &failingWriter{limit: 2 << 20})
 			var ee *export.Error
 			if !errors.As(err, &ee) || ee.Stage != export.StageWrite {
 				t.Fatalf("GOMAXPROCS %d: %v, want a write failure", procs, err)
 			}
-			// About 1,000 agents fit in 200 KiB; reading stops within a
+			// About 11,000 agents fit in 2 MiB; reading stops within a
 			// few batches of the failure, not at the end of the section.
-			if s.taken > 5000 {
+			if s.taken > 15_000 {
 				t.Fatalf("GOMAXPROCS %d: the store was read for %d agents after writing failed", procs, s.taken)
 			}
 		})
 		t.Run("writer panic", func(t *testing.T) {
-			_, _, p := exportWith(t, procs, &pipeStore{n: 100_000}, &failingWriter{limit: 200 << 10, panicking: true})
+			_, _, p := exportWith(t, procs, &pipeStore{n: 100_000}, &failingWriter{limit: 2 << 20, panicking: true})
 			if p != "writer panicked" {
 				t.Fatalf("GOMAXPROCS %d: recovered %v, want the writer's panic", procs, p)
 			}
