@@ -2,13 +2,14 @@ package sqlstore
 
 import "database/sql"
 
-// The scan destinations of the section queries. database/sql hands a
-// Scanner the driver's value as it is, so these keep the driver's string
-// without copying it (modernc.org/sqlite and pgx return text as string)
-// and skip the second conversion that sql.NullString and sql.NullBool
-// make for every value. pprof put that conversion at a tenth of the time
-// of reading a large account. Values of any other type take the
-// standard types' path, so the results are the same as theirs.
+// The scan destinations of the section queries. Each is handed the
+// driver's value as it is (driverRows.next in conn.go, as database/sql
+// would hand a Scanner), so these keep the driver's string without
+// copying it (modernc.org/sqlite and pgx return text as string) and skip
+// the second conversion that sql.NullString and sql.NullBool make for
+// every value; pprof put that conversion at a tenth of the time of
+// reading a large account. Values of any other type take the standard
+// types' path, so the results are the same as theirs.
 
 // text scans a text column; NULL reads as "", as the contract has it for
 // the string fields of records.
