@@ -81,6 +81,9 @@ func (p *pipe[T]) add(rec T) bool {
 	}
 	select {
 	case p.full <- p.batch:
+		// The batch is the writer's now: it must not be sent again by
+		// close if the writer fails before a free one comes back.
+		p.batch = nil
 	case <-p.failed:
 		return false
 	}

@@ -167,3 +167,23 @@ func TestPipelineFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelineWriteFailureRace repeats a write failure that lands while
+// the reading goroutine hands over and takes back batches: whichever way
+// the race goes, the export ends (a batch handed over once was once sent
+// twice, which filled the free list and hung the export).
+func TestPipelineWriteFailureRace(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 300 {
+			export.NewExporter(&pipeStore{n: 20_000}).Export(context.Background(), &failingWriter{limit: 900 << 10}, export.Request{UserID: "u", ExportedAt: genBase})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("an export hung after its writer failed")
+	}
+}
