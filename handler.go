@@ -268,7 +268,21 @@ func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, 
 	// the server cut the connection so the client sees the failure.
 	ev.Outcome, ev.Err, ev.Status = OutcomeAborted, err, http.StatusOK
 	h.logFailure(r, err)
+	cutConnection(w)
 	panic(http.ErrAbortHandler)
+}
+
+// cutConnection closes an HTTP/1 connection under a response that must
+// not end well. The panic that follows does the same through net/http,
+// but a recoverer middleware that swallows every panic would let the
+// server finish the chunked body as if it were complete; once the
+// connection is closed here, no middleware can. HTTP/2 has no hijacking:
+// there the panic alone resets the stream.
+func cutConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		conn.Close()
+	}
 }
 
 func (h *Handler) setSuccessHeaders(w http.ResponseWriter, req Request) {
