@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -99,6 +100,9 @@ func TestStreamingAbortThroughRecoverers(t *testing.T) {
 			require.NoError(t, err, "the server keeps serving")
 			requireSameText(t, readGolden(t, "many-records"), string(body))
 
+			// The handler cut the connection before it returned: its event
+			// may come after the next request's answer.
+			require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(events) > 0 }, 10*time.Second, 5*time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
 			require.Len(t, events, 1)
@@ -218,4 +222,31 @@ func TestHandlerLeavesNoGoroutine(t *testing.T) {
 	client.CloseIdleConnections()
 	srv.Close()
 	goleak.VerifyNone(t, goroutines)
+}
+
+// TestClientGoneWithRequestBody: a client that sends a body with its GET
+// and then hangs up still stops its export. net/http notices a closed
+// connection only once the request body has been read to its end, so the
+// handler reads (and drops) small bodies first.
+func TestClientGoneWithRequestBody(t *testing.T) {
+	blocking := newBlockingStore(t, "alice")
+	events := make(chan export.Event, 1)
+	h := newTestHandler(t, blocking, fixedUser("alice"), export.WithAuditHook(func(_ *http.Request, ev export.Event) { events <- ev }))
+	srv, client := startServer(t, h, false)
+	defer close(blocking.release) // unblocks the export if the test fails
+	ctx, hangUp := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, strings.NewReader(`{"userId":"someone else"}`))
+	go func() {
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-blocking.entered
+	hangUp()
+	select {
+	case ev := <-events:
+		require.Equal(t, export.OutcomeCanceled, ev.Outcome)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the export went on after its client hung up")
+	}
 }

@@ -194,6 +194,7 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 		return
 	}
 	ev.UserID = userID
+	discardBody(r)
 
 	release, err := h.limiter.Acquire(r.Context(), userID)
 	if err != nil {
@@ -216,6 +217,23 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 		return
 	}
 	h.serveSpooled(w, r, ev, req)
+}
+
+// maxDiscardedBody is how much of a request body the handler reads and
+// throws away; see discardBody.
+const maxDiscardedBody = 64 << 10
+
+// discardBody reads the body of a request to its end, when it is small.
+// The export never uses a body, but net/http notices a client hanging up
+// (and cancels the request's context, which stops the export) only once
+// the body has been read to its end: an unread body, even a few bytes on a
+// GET, would let an abandoned export run to completion. It runs after the
+// resolver, so only a signed-in user's body is read.
+func discardBody(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	io.CopyN(io.Discard, r.Body, maxDiscardedBody+1)
 }
 
 // serveSpooled produces the whole document before the status line, so a
