@@ -2,8 +2,13 @@ package export_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"mime"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -75,12 +80,33 @@ var filenameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+-[A-Za-z0-9_-]*-\d{4}-\d{2}-
 
 // FuzzFilename: any user ID and prefix give a header that parses back to
 // exactly the name, made only of safe characters, with at most 8 of the
-// user ID's.
+// user ID's; and a real server sends that header unchanged over HTTP/1.1
+// and HTTP/2 (whose header rules differ: HTTP/2 refuses some bytes that
+// HTTP/1.1 lets through, so a name must be safe for both).
 func FuzzFilename(f *testing.F) {
 	for _, s := range []string{"user_abc123", `a"b;c`, "x\r\nSet-Cookie: a=b", "🎉", "\xff", "", "../../etc/passwd"} {
 		f.Add("agentbot-export", s)
 	}
 	at := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
+	// The prefix and user ID travel to the server in a test-only header,
+	// base64 so that any bytes survive; the resolver reads the ID from it,
+	// which only a test may do.
+	field := func(r *http.Request, name string) string {
+		b, _ := base64.StdEncoding.DecodeString(r.Header.Get(name))
+		return string(b)
+	}
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := export.NewHandler(smallExporter{}, func(r *http.Request) (string, error) { return field(r, "X-Test-User"), nil },
+			export.WithFilenamePrefix(field(r, "X-Test-Prefix")), export.WithClock(func() time.Time { return at }), export.WithLogger(quietLogger))
+		h.ServeHTTP(w, r)
+	})
+	h1 := httptest.NewServer(serve)
+	defer h1.Close()
+	h2 := httptest.NewUnstartedServer(serve)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	defer h2.Close()
+
 	f.Fuzz(func(t *testing.T, prefix, userID string) {
 		if prefix == "" {
 			prefix = export.DefaultFilenamePrefix
@@ -100,7 +126,40 @@ func FuzzFilename(f *testing.F) {
 		if err != nil || disp != "attachment" || len(params) != 1 || params["filename"] != name {
 			t.Fatalf("%q parses as %q %v %v", header, disp, params, err)
 		}
+		if userID == "" {
+			return // no session: no file
+		}
+		for _, srv := range []*httptest.Server{h1, h2} {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+			req.Header.Set("X-Test-Prefix", base64.StdEncoding.EncodeToString([]byte(prefix)))
+			req.Header.Set("X-Test-User", base64.StdEncoding.EncodeToString([]byte(userID)))
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP/%d: status %d", resp.ProtoMajor, resp.StatusCode)
+			}
+			got := resp.Header.Values("Content-Disposition")
+			if len(got) != 1 || got[0] != header {
+				t.Fatalf("HTTP/%d: Content-Disposition %q, want %q", resp.ProtoMajor, got, header)
+			}
+			if _, params, err := mime.ParseMediaType(got[0]); err != nil || params["filename"] != name {
+				t.Fatalf("HTTP/%d: %q parses as %v %v", resp.ProtoMajor, got[0], params, err)
+			}
+		}
 	})
+}
+
+// smallExporter writes a fixed tiny document: FuzzFilename is about the
+// header, not the body.
+type smallExporter struct{}
+
+func (smallExporter) Export(_ context.Context, w io.Writer, _ export.Request) (export.Result, error) {
+	n, err := io.WriteString(w, "{}")
+	return export.Result{Bytes: int64(n)}, err
 }
 
 // FuzzDecode: Decode never panics, and whatever it accepts writes back to
