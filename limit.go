@@ -70,6 +70,13 @@ var _ Limiter = (*LocalLimiter)(nil)
 
 // NewLimiter returns a LocalLimiter with l's limits, defaults filled in.
 func NewLimiter(l Limits) *LocalLimiter {
+	return &LocalLimiter{limits: l.WithDefaults(), users: make(map[string]int)}
+}
+
+// WithDefaults returns l with each zero field (and a negative MaxWait or
+// RetryAfter) set to its default, as NewLimiter applies them. A shared
+// limiter of the host's uses it to enforce the same limits by default.
+func (l Limits) WithDefaults() Limits {
 	if l.PerUser == 0 {
 		l.PerUser = defaultLimits.PerUser
 	}
@@ -82,7 +89,7 @@ func NewLimiter(l Limits) *LocalLimiter {
 	if l.RetryAfter <= 0 {
 		l.RetryAfter = defaultLimits.RetryAfter
 	}
-	return &LocalLimiter{limits: l, users: make(map[string]int)}
+	return l
 }
 
 // Acquire implements Limiter.

@@ -144,6 +144,9 @@ func FuzzParseTimestamp(f *testing.F) {
 			if len(s) > 12 && (s[12] < '0' || s[12] > '9') {
 				continue // time.Parse takes a one-digit hour; ISO-8601 does not
 			}
+			if strings.Contains(s, "  ") {
+				continue // time.Parse lets a run of spaces match one space of the layout
+			}
 			if err != nil {
 				t.Fatalf("time.Parse(%q, %q) = %v, but parseTimestamp fails: %v", layout, s, ref, err)
 			}
