@@ -8,7 +8,7 @@
 //	go run ./examples/server -mysql 'user:pass@tcp(localhost:3306)/app'
 //
 // Flags: -addr (default 127.0.0.1:8080), -layout (prisma, the default, or
-// snake_case). Tables the layout names are created if missing, and the
+// snake_case), -debug-addr (the runtime's profiles, for load tests; off). Tables the layout names are created if missing, and the
 // demo users demo-jane and demo-sam are added only when there are no
 // users at all: a database that has the application's tables and users
 // is served as it is.
@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -57,6 +58,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL DSN to serve from, e.g. postgres://user@localhost/app?sslmode=disable")
 	fs.StringVar(&cfg.mysql, "mysql", "", "MySQL or MariaDB DSN to serve from, e.g. user:pass@tcp(localhost:3306)/app")
 	fs.StringVar(&cfg.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
+	debugAddr := fs.String("debug-addr", "", "also serve the Go runtime's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, and never for a public address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +99,17 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if *debugAddr != "" {
+		dl, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		debug := &http.Server{Handler: debugRoutes(), ReadHeaderTimeout: 10 * time.Second}
+		defer debug.Close()
+		go debug.Serve(dl)
+		fmt.Fprintf(out, "export demo: profiles on http://%s/debug/pprof/\n", dl.Addr())
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -112,4 +125,16 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 		return err
 	}
 	return nil
+}
+
+// debugRoutes serves the runtime's profiles, on their own listener so
+// that they never share the application's address.
+func debugRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -15,6 +15,11 @@
 //
 //	go run ./internal/cmd/benchexport
 //
+// The load subcommand runs many clients against the example server on
+// SQLite and PostgreSQL (see load.go):
+//
+//	go run ./internal/cmd/benchexport load -postgres DSN
+//
 // It needs Linux (/proc) and the go command (it builds the example
 // server). The first run builds about 2.5 GB of data files, which takes a
 // few minutes; -scale and -rows make it smaller.
@@ -43,6 +48,13 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == "child" {
 		if err := child(os.Args[2], os.Args[3:]); err != nil {
 			fmt.Fprintln(os.Stderr, "benchexport child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		if err := runLoad(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "benchexport load:", err)
 			os.Exit(1)
 		}
 		return

@@ -30,10 +30,11 @@ type process struct {
 	addr   string // servers: host:port
 }
 
-// startProcess runs argv with stderr (and a server's stdout) going to a
-// log file in dir; other children talk through stdin and stdout. Servers
-// get -addr, a free loopback port, and are waited for until they answer.
-func startProcess(ctx context.Context, dir string, argv []string, server bool) (*process, error) {
+// startProcess runs argv, with env added to this process's environment
+// and stderr (and a server's stdout) going to a log file in dir; other
+// children talk through stdin and stdout. Servers get -addr, a free
+// loopback port, and are waited for until they answer.
+func startProcess(ctx context.Context, dir string, argv []string, server bool, env ...string) (*process, error) {
 	p := &process{}
 	if server {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,6 +51,9 @@ func startProcess(ctx context.Context, dir string, argv []string, server bool) (
 		return nil, err
 	}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = p.logf
 	if server {
 		// A server's output is its log: it must be drained, or a full
