@@ -1,5 +1,5 @@
 # Sourced by .ci/run (bash, as root, on a fresh machine): installs
-# PostgreSQL and MariaDB, starts one server of each on loopback, creates a
+# PostgreSQL, MariaDB and Redis (whose tests start their own server), starts one server of each on loopback, creates a
 # database in each and exports the DSNs the tests read:
 #   EXPORT_TEST_POSTGRES_DSN, EXPORT_TEST_MYSQL_DSN
 # It can be sourced by hand too; servers already running are reused.
@@ -12,6 +12,8 @@ ci_install_databases() {
   local need=()
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+  # Redis for examples/redislimit, whose tests start their own server.
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}"
     apt-get update -qq
