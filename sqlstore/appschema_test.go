@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentbot/export"
+	"github.com/agentbot/export/internal/schematest"
 	"github.com/agentbot/export/internal/sqlfixture"
 	"github.com/agentbot/export/sqlstore"
 )
@@ -59,8 +60,9 @@ func appTables(t *testing.T, tdb *testDB) (*sqlstore.Store, *sqlfixture.Writer) 
 
 // TestApplicationTables exports from tables laid out exactly as the
 // application's ORM made them, secret columns included, on every
-// database: the export is the golden file byte for byte, and none of the
-// secrets, nor any row of another user, is in it.
+// database: the export is the golden file byte for byte, satisfies the
+// published schema, and holds none of the secrets, nor any row of
+// another user.
 func TestApplicationTables(t *testing.T) {
 	goldens, err := filepath.Glob("../testdata/golden/*.json")
 	if err != nil {
@@ -111,6 +113,7 @@ func TestApplicationTables(t *testing.T) {
 				if !bytes.Equal(got.Bytes(), want) {
 					t.Fatalf("%s: export differs from the golden file (-want +got):\n%s", filepath.Base(file), cmp.Diff(string(want), got.String()))
 				}
+				schematest.Validate(t, got.Bytes())
 				for _, leak := range []string{"SECRET", "OTHER-USER-DATA", "other-"} {
 					if bytes.Contains(got.Bytes(), []byte(leak)) {
 						t.Errorf("%s: export contains %q", filepath.Base(file), leak)
