@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/agentbot/export"
+	"github.com/agentbot/export/sqlstore"
+)
+
+type exportFlags struct {
+	sqlite, postgres, mysql string
+	layout, userID, out     string
+	audit                   string
+	exportedAt              string        // for reproducing a document; hidden from the usage line
+	progressEvery           time.Duration // for tests
+}
+
+func parseExportFlags(args []string) (exportFlags, error) {
+	var f exportFlags
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.sqlite, "sqlite", "", "SQLite file")
+	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL DSN")
+	fs.StringVar(&f.mysql, "mysql", "", "MySQL or MariaDB DSN")
+	fs.StringVar(&f.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
+	fs.StringVar(&f.userID, "user", "", "the user's ID")
+	fs.StringVar(&f.out, "o", "", "output file or directory (default: standard output)")
+	fs.StringVar(&f.audit, "audit", "", "append the audit event to this file (default: standard error)")
+	fs.StringVar(&f.exportedAt, "exported-at", "", "exportedAt of the document, RFC 3339 (default: now)")
+	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "how often to report progress")
+	if err := fs.Parse(args); err != nil {
+		return f, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return f, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	n := 0
+	for _, s := range []string{f.sqlite, f.postgres, f.mysql} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return f, usageError{errors.New("give exactly one of -sqlite, -postgres and -mysql")}
+	}
+	if f.userID == "" {
+		return f, usageError{errors.New("-user is required")}
+	}
+	if f.progressEvery <= 0 {
+		return f, usageError{errors.New("-progress-every must be positive")}
+	}
+	return f, nil
+}
+
+// exportUser writes one user's document and one audit event.
+func exportUser(args []string, stdout, stderr io.Writer) (err error) {
+	f, err := parseExportFlags(args)
+	if err != nil {
+		return err
+	}
+	at := time.Now()
+	if f.exportedAt != "" {
+		if at, err = time.Parse(time.RFC3339Nano, f.exportedAt); err != nil {
+			return usageError{fmt.Errorf("-exported-at: %w", err)}
+		}
+	}
+	layout, err := sqlstore.LayoutByName(f.layout)
+	if err != nil {
+		return usageError{err}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The audit event is written whatever happens from here on.
+	start := time.Now()
+	ev := auditEvent{UserID: f.userID, Operator: operator(), Outcome: "failed"}
+	defer func() {
+		ev.Duration = time.Since(start)
+		if err != nil {
+			ev.Err = err.Error()
+		}
+		if aerr := writeAudit(f.audit, stderr, ev); aerr != nil && err == nil {
+			err = aerr
+		}
+	}()
+
+	store, closeDB, err := openStore(ctx, f, layout)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+
+	out, commit, discard, err := openOutput(f.out, f.userID, at, stdout)
+	if err != nil {
+		return err
+	}
+	defer discard()
+	pw := &progressWriter{w: out}
+	stopProgress := pw.report(stderr, f.progressEvery)
+	res, err := export.NewExporter(store).Export(ctx, pw, export.Request{UserID: f.userID, ExportedAt: at})
+	stopProgress()
+	ev.Bytes, ev.Agents, ev.ScheduledTasks, ev.Workflows = res.Bytes, res.Agents, res.ScheduledTasks, res.Workflows
+	if errors.Is(err, export.ErrUserNotFound) {
+		return fmt.Errorf("no user with ID %q in the database", f.userID)
+	}
+	if err != nil {
+		return err // the full error: this is the operator's own tool
+	}
+	where, err := commit()
+	if err != nil {
+		return err
+	}
+	ev.Outcome, ev.File = "exported", where
+	if where != "" {
+		fmt.Fprintf(stderr, "wrote %s: %d bytes, %d agents, %d scheduled tasks, %d workflows\n", where, res.Bytes, res.Agents, res.ScheduledTasks, res.Workflows)
+	}
+	return nil
+}
+
+// openStore connects, and checks that the layout's tables and columns are
+// there, so that a wrong DSN or layout fails with a clear message before
+// any file is written.
+func openStore(ctx context.Context, f exportFlags, layout sqlstore.Layout) (*sqlstore.Store, func(), error) {
+	var driver, dsn, name string
+	var dialect sqlstore.Dialect
+	switch {
+	case f.sqlite != "":
+		if _, err := os.Stat(f.sqlite); err != nil {
+			return nil, nil, fmt.Errorf("SQLite file: %w", err) // sql.Open would create it
+		}
+		driver, dsn, name, dialect = "sqlite", "file:"+f.sqlite+"?mode=ro&_pragma=busy_timeout(10000)", "SQLite file "+f.sqlite, sqlstore.SQLite
+	case f.postgres != "":
+		driver, dsn, name, dialect = "pgx", f.postgres, "PostgreSQL", sqlstore.Postgres
+	default:
+		driver, dsn, name, dialect = "mysql", f.mysql, "MySQL", sqlstore.MySQL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: bad DSN: %w", name, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("cannot connect to %s: %w", name, err)
+	}
+	store, err := sqlstore.New(db, dialect, sqlstore.WithLayout(layout))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := store.Check(pingCtx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("%s does not have the %s layout's tables and columns: %w", name, f.layout, err)
+	}
+	return store, func() { db.Close() }, nil
+}
+
+// openOutput returns where the document goes. For a file: a temporary
+// file in the same directory, renamed by commit, removed by discard
+// (which does nothing after commit). For a directory: a file in it named
+// as the endpoint names it.
+func openOutput(path, userID string, at time.Time, stdout io.Writer) (w io.Writer, commit func() (string, error), discard func(), err error) {
+	if path == "" || path == "-" {
+		return stdout, func() (string, error) { return "", nil }, func() {}, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, export.Filename(export.DefaultFilenamePrefix, userID, at))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done := false
+	commit = func() (string, error) {
+		if err := tmp.Sync(); err != nil {
+			return "", err
+		}
+		if err := tmp.Close(); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return "", err
+		}
+		done = true
+		return path, nil
+	}
+	discard = func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}
+	return tmp, commit, discard, nil
+}
+
+// progressWriter counts bytes, and reports them while an export runs.
+type progressWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n.Add(int64(n))
+	return n, err
+}
+
+// report prints a line every interval until stop is called; a short
+// export prints none.
+func (p *progressWriter) report(stderr io.Writer, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintf(stderr, "progress: %.1f MB written in %v\n", float64(p.n.Load())/(1<<20), time.Since(start).Round(time.Second/10))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// auditEvent is the record of one run, for the organisation's log of
+// data-access requests. It never holds the document.
+type auditEvent struct {
+	UserID         string
+	Operator       string
+	Outcome        string
+	File           string
+	Bytes          int64
+	Agents         int
+	ScheduledTasks int
+	Workflows      int
+	Duration       time.Duration
+	Err            string
+}
+
+func writeAudit(path string, stderr io.Writer, ev auditEvent) error {
+	w := stderr
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	attrs := []slog.Attr{
+		slog.String("source", "cmd/export"), slog.String("operator", ev.Operator), slog.String("user_id", ev.UserID),
+		slog.String("outcome", ev.Outcome), slog.Int64("bytes", ev.Bytes), slog.Int("agents", ev.Agents),
+		slog.Int("scheduled_tasks", ev.ScheduledTasks), slog.Int("workflows", ev.Workflows), slog.Duration("duration", ev.Duration),
+	}
+	if ev.File != "" {
+		attrs = append(attrs, slog.String("file", ev.File))
+	}
+	if ev.Err != "" {
+		attrs = append(attrs, slog.String("error", ev.Err))
+	}
+	slog.New(slog.NewJSONHandler(w, nil)).LogAttrs(context.Background(), slog.LevelInfo, "export", attrs...)
+	return nil
+}
+
+// operator names who ran the command, for the audit event.
+func operator() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}

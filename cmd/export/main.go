@@ -1,0 +1,59 @@
+// Command export is for support staff answering a data-access request
+// that arrived by email, with no browser session: it writes one user's
+// export straight from the database, byte for byte the document the
+// endpoint serves, and checks export files.
+//
+//	go run ./cmd/export -sqlite app.db -user cl9x... -o export.json
+//	go run ./cmd/export -postgres 'postgres://reader@db/app' -user cl9x... -o ./requests/
+//	go run ./cmd/export -mysql 'reader:pw@tcp(db:3306)/app' -layout snake_case -user 42 > export.json
+//	go run ./cmd/export verify export.json
+//
+// Export flags: one of -sqlite FILE, -postgres DSN or -mysql DSN; -layout
+// (prisma, the default, or snake_case); -user ID (required); -o FILE or
+// DIRECTORY (default: standard output; a directory gets the file name the
+// endpoint would give). A file is written under a temporary name and
+// renamed when complete, so a failed export leaves nothing behind.
+// Progress goes to standard error every second for large accounts, and one
+// audit event (JSON: who ran it, for which user, the outcome, bytes and
+// records) is written to standard error, or appended to -audit FILE.
+//
+// verify FILE reads an export back and says exactly what is wrong with it:
+// the first departure from the format, by its path in the document, or a
+// difference in bytes from what the endpoint writes.
+//
+// The exit status is 0 on success, 1 on failure and 2 for bad usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ error }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var err error
+	if len(args) > 0 && args[0] == "verify" {
+		err = verify(args[1:], stdout)
+	} else {
+		err = exportUser(args, stdout, stderr)
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "export:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID [-o FILE|DIR] [-audit FILE]")
+		fmt.Fprintln(stderr, "       export verify FILE")
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentbot/export"
+	"github.com/agentbot/export/internal/sqlfixture"
+	"github.com/agentbot/export/sqlstore"
+)
+
+const exportedAt = "2026-04-02T12:00:00Z"
+
+// appDB makes an SQLite file with the application's tables holding the
+// golden contract example's user, plus another user, and returns its path
+// and the golden bytes.
+func appDB(t *testing.T) (string, []byte) {
+	t.Helper()
+	golden, err := os.ReadFile("../../testdata/golden/contract-example.json")
+	require.NoError(t, err)
+	doc, err := export.Decode(bytes.NewReader(golden))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	ctx := context.Background()
+	for _, stmt := range sqlfixture.AppSchema(sqlstore.SQLite, "") {
+		_, err := db.ExecContext(ctx, stmt)
+		require.NoError(t, err)
+	}
+	w := &sqlfixture.Writer{DB: db, Dialect: sqlstore.SQLite, Layout: sqlstore.PrismaLayout(), Times: sqlfixture.UnixMillis}
+	w.Extra = map[string]map[string]any{"User": {"updatedAt": int64(0), "passwordHash": "SECRET-HASH"}}
+	require.NoError(t, w.PutDocument(ctx, doc))
+	require.NoError(t, w.PutUser(ctx, export.User{ID: "someone-else", Email: "else@example.com", Plan: export.Some("free"), Role: "user"}))
+	return path, golden
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// auditLine decodes the one audit event in stderr.
+func auditLine(t *testing.T, stderr string) map[string]any {
+	t.Helper()
+	var events []map[string]any
+	for line := range strings.Lines(stderr) {
+		if strings.HasPrefix(line, "{") {
+			var ev map[string]any
+			require.NoError(t, json.Unmarshal([]byte(line), &ev))
+			events = append(events, ev)
+		}
+	}
+	require.Len(t, events, 1, "one audit event:\n%s", stderr)
+	return events[0]
+}
+
+// TestExportIsWhatTheEndpointServes: the command's file is byte for byte
+// the endpoint's body for the same user, data and time, and verify
+// accepts it.
+func TestExportIsWhatTheEndpointServes(t *testing.T) {
+	path, golden := appDB(t)
+	out := filepath.Join(t.TempDir(), "export.json")
+	code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt)
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, stdout)
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, string(golden), string(got))
+
+	// The endpoint, on the same database.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	require.NoError(t, err)
+	at, _ := time.Parse(time.RFC3339, exportedAt)
+	h := export.NewHandler(export.NewExporter(store), func(*http.Request) (string, error) { return "user_abc123", nil },
+		export.WithClock(func() time.Time { return at }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/export", nil))
+	require.Equal(t, rec.Body.String(), string(got))
+
+	ev := auditLine(t, stderr)
+	require.Equal(t, "exported", ev["outcome"])
+	require.Equal(t, "user_abc123", ev["user_id"])
+	require.Equal(t, float64(len(golden)), ev["bytes"])
+	require.Equal(t, float64(1), ev["agents"])
+	require.Equal(t, out, ev["file"])
+	require.NotEmpty(t, ev["operator"])
+	require.NotContains(t, stderr, "my-agent", "the audit event never holds the document")
+	require.NotContains(t, string(got), "SECRET")
+
+	code, stdout, stderr = runCmd("verify", out)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, `a valid export, format 1.0, of user "user_abc123"`)
+	require.Contains(t, stdout, "1 agents, 1 scheduled tasks, 1 workflows")
+}
+
+func TestExportToStdoutAndDirectory(t *testing.T) {
+	path, golden := appDB(t)
+	code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-exported-at", exportedAt)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, string(golden), stdout)
+
+	dir := t.TempDir()
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", dir, "-exported-at", exportedAt)
+	require.Equal(t, 0, code, stderr)
+	got, err := os.ReadFile(filepath.Join(dir, "agentbot-export-user_abc-2026-04-02.json"))
+	require.NoError(t, err)
+	require.Equal(t, string(golden), string(got))
+	left, _ := os.ReadDir(dir)
+	require.Len(t, left, 1, "only the export: no temporary file")
+}
+
+// TestExportFailures: each mistake gets a message that says what to fix,
+// the right exit status, an audit event when an export was attempted,
+// and no output file.
+func TestExportFailures(t *testing.T) {
+	path, _ := appDB(t)
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	cases := []struct {
+		name  string
+		args  []string
+		code  int
+		msg   string
+		audit bool
+	}{
+		{"missing user", []string{"-sqlite", path, "-user", "nobody"}, 1, `no user with ID "nobody" in the database`, true},
+		{"missing file", []string{"-sqlite", filepath.Join(t.TempDir(), "nope.db"), "-user", "u"}, 1, "SQLite file: stat", true},
+		{"missing tables", []string{"-sqlite", empty, "-user", "u"}, 1, "does not have the prisma layout's tables and columns", true},
+		{"wrong layout", []string{"-sqlite", path, "-layout", "snake_case", "-user", "u"}, 1, "does not have the snake_case layout's tables", true},
+		{"unreachable PostgreSQL", []string{"-postgres", "postgres://nobody@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "-user", "u"}, 1, "cannot connect to PostgreSQL", true},
+		{"bad MySQL DSN", []string{"-mysql", "not a dsn", "-user", "u"}, 1, "MySQL: bad DSN", true},
+		{"no database", []string{"-user", "u"}, 2, "give exactly one of -sqlite, -postgres and -mysql", false},
+		{"two databases", []string{"-sqlite", path, "-mysql", "x", "-user", "u"}, 2, "give exactly one", false},
+		{"no user", []string{"-sqlite", path}, 2, "-user is required", false},
+		{"unknown layout", []string{"-sqlite", path, "-user", "u", "-layout", "nope"}, 2, "nope", false},
+		{"unknown flag", []string{"-sqlite", path, "-user", "u", "-x"}, 2, "flag provided but not defined", false},
+		{"verify without a file", []string{"verify"}, 2, "verify takes one file", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append(c.args, "-o", filepath.Join(dir, "out.json"))
+			if c.args[0] == "verify" {
+				args = c.args
+			}
+			code, stdout, stderr := runCmd(args...)
+			require.Equal(t, c.code, code, stderr)
+			require.Empty(t, stdout)
+			require.Contains(t, stderr, c.msg)
+			if c.audit {
+				ev := auditLine(t, stderr)
+				require.Equal(t, "failed", ev["outcome"])
+				require.Contains(t, ev["error"], c.msg)
+			}
+			left, _ := os.ReadDir(dir)
+			require.Empty(t, left, "a failed export leaves no file")
+		})
+	}
+}
+
+// TestVerifySaysWhatIsWrong: verify names the first problem of a broken
+// file precisely.
+func TestVerifySaysWhatIsWrong(t *testing.T) {
+	golden, err := os.ReadFile("../../testdata/golden/contract-example.json")
+	require.NoError(t, err)
+	g := string(golden)
+	cases := map[string]struct{ content, msg string }{
+		"bad timestamp": {strings.Replace(g, `"createdAt": "2026-03-01T00:00:00.000Z"`, `"createdAt": "2026-03-01T00:00:00Z"`, 1),
+			`agents[0].createdAt: "2026-03-01T00:00:00Z" is not a timestamp`},
+		"a secret key": {strings.Replace(g, `"model": "gpt-4o",`, `"model": "gpt-4o", "apiKey": "sk",`, 1), "apiKey"},
+		"truncated":    {g[:len(g)/2], "not a valid export"},
+		"reindented": {strings.ReplaceAll(g, "  ", "\t"),
+			`holds valid data, but not in the bytes the endpoint writes: line 2 is "\t\"exportedAt\": \"2026-04-02T12:00:00.000Z\","`},
+		"trailing newline": {g + "\n", "not in the bytes the endpoint writes"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "x.json")
+			require.NoError(t, os.WriteFile(file, []byte(c.content), 0o600))
+			code, stdout, stderr := runCmd("verify", file)
+			require.Equal(t, 1, code, stdout)
+			require.Contains(t, stderr, c.msg)
+		})
+	}
+	withExtra := strings.TrimSuffix(g, "\n}") + ",\n  \"notifications\": [\n    {\n      \"id\": \"n1\"\n    }\n  ]\n}"
+	file := filepath.Join(t.TempDir(), "extra.json")
+	require.NoError(t, os.WriteFile(file, []byte(withExtra), 0o600))
+	code, stdout, stderr := runCmd("verify", file)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "and sections added by the host")
+}
+
+// TestProgress: a large account's export reports progress on stderr.
+func TestProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, sqlstore.CreateTables(ctx, db, sqlstore.SQLite, sqlstore.PrismaLayout()))
+	w := &sqlfixture.Writer{DB: db, Dialect: sqlstore.SQLite, Layout: sqlstore.PrismaLayout(), Times: sqlfixture.ISOText}
+	require.NoError(t, w.PutUser(ctx, export.User{ID: "big", Email: "b@example.com", Role: "user"}))
+	tx, err := db.Begin()
+	require.NoError(t, err)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20000 {
+		_, err := tx.Exec("INSERT INTO `Agent` (`id`, `userId`, `name`, `model`, `status`, `createdAt`, `updatedAt`) VALUES (?, 'big', 'n', 'm', 's', ?, ?)",
+			fmt.Sprintf("a%06d", i), at.Format(time.RFC3339), at.Format(time.RFC3339))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Commit())
+	db.Close()
+	code, _, stderr := runCmd("-sqlite", path, "-user", "big", "-o", filepath.Join(t.TempDir(), "x.json"), "-progress-every", "1ms")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "progress: ")
+	require.Contains(t, stderr, "MB written in")
+	require.Equal(t, float64(20000), auditLine(t, stderr)["agents"])
+}
