@@ -75,7 +75,7 @@ func (j *jsonWriter) step() error {
 
 // encode writes the whole document for tx. Section failures are returned
 // as *Error with the section's stage.
-func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result) error {
+func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, sections []Section, res *Result) error {
 	u, err := tx.User(ctx)
 	if err != nil {
 		return stageError(StageUser, err)
@@ -148,6 +148,9 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 	if err != nil {
 		return err
 	}
+	if err := addedSections(ctx, j, tx, sections, res); err != nil {
+		return err
+	}
 	j.buf = append(j.buf, "\n}"...)
 	if err := j.flush(); err != nil {
 		return stageError(StageWrite, err)
@@ -197,7 +200,8 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 // writes while the store reads), so the memory an export holds does not
 // depend on the size of the account.
 type StoreExporter struct {
-	store Store
+	store    Store
+	sections []Section // added by the host, in order
 }
 
 var _ Exporter = (*StoreExporter)(nil)
@@ -213,7 +217,7 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 	defer j.release()
 	encoded := false
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
-		err := encode(ctx, j, tx, req.ExportedAt, &res)
+		err := encode(ctx, j, tx, req.ExportedAt, e.sections, &res)
 		encoded = err == nil
 		return err
 	})
@@ -236,7 +240,7 @@ func (d *Document) WriteTo(w io.Writer) (int64, error) {
 	j := newJSONWriter(context.Background(), w)
 	defer j.release()
 	var res Result
-	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, &res)
+	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, nil, &res)
 	return j.n, err
 }
 

@@ -108,6 +108,7 @@ type Result struct {
 	Agents         int   // records written per section
 	ScheduledTasks int
 	Workflows      int
+	Sections       map[string]int // records written per added section, by name; nil when none
 }
 
 // Exporter writes one user's export document to w.

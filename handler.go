@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -132,6 +134,7 @@ type Event struct {
 	Agents         int
 	ScheduledTasks int
 	Workflows      int
+	Sections       map[string]int // records per section added by the host
 	Duration       time.Duration
 	Err            error // the full error; never shown to the client
 }
@@ -422,6 +425,14 @@ func (h *Handler) finish(r *http.Request, ev *Event, start time.Time) {
 		slog.Int("workflows", ev.Workflows),
 		slog.Duration("duration", ev.Duration),
 	}
+	if len(ev.Sections) > 0 {
+		names := slices.Sorted(maps.Keys(ev.Sections))
+		counts := make([]any, 0, len(names))
+		for _, name := range names {
+			counts = append(counts, slog.Int(name, ev.Sections[name]))
+		}
+		attrs = append(attrs, slog.Group("sections", counts...))
+	}
 	if ev.Err != nil {
 		attrs = append(attrs, slog.String("error", ev.Err.Error()))
 	}
@@ -431,6 +442,7 @@ func (h *Handler) finish(r *http.Request, ev *Event, start time.Time) {
 func (ev *Event) record(res Result) {
 	ev.Bytes = res.Bytes
 	ev.Agents, ev.ScheduledTasks, ev.Workflows = res.Agents, res.ScheduledTasks, res.Workflows
+	ev.Sections = res.Sections
 }
 
 func panicError(p any) error {

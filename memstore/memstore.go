@@ -10,6 +10,7 @@ package memstore
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ type snapshot struct {
 	agents         []export.Agent
 	scheduledTasks []export.ScheduledTask
 	workflows      []export.Workflow
+	sections       map[string][]export.Record // added by the host, by name
 }
 
 // New returns an empty Store.
@@ -45,7 +47,7 @@ func (s *Store) PutUser(u export.User) {
 	defer s.mu.Unlock()
 	next := &snapshot{user: u}
 	if old := s.users[u.ID]; old != nil {
-		next.agents, next.scheduledTasks, next.workflows = old.agents, old.scheduledTasks, old.workflows
+		next.agents, next.scheduledTasks, next.workflows, next.sections = old.agents, old.scheduledTasks, old.workflows, old.sections
 	}
 	s.users[u.ID] = next
 }
@@ -219,6 +221,48 @@ func taskCmp(a, b export.ScheduledTask) int {
 }
 func workflowCmp(a, b export.Workflow) int {
 	return export.Compare(a.CreatedAt, a.ID, b.CreatedAt, b.ID)
+}
+
+// SetSection replaces the user's records of the added section name (see
+// Section) with a copy of records, kept in their order. It returns
+// export.ErrUserNotFound if the user does not exist.
+func (s *Store) SetSection(userID, name string, records []export.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.users[userID]
+	if old == nil {
+		return export.ErrUserNotFound
+	}
+	next := *old
+	next.sections = make(map[string][]export.Record, len(old.sections)+1)
+	for k, v := range old.sections {
+		next.sections[k] = v
+	}
+	cp := make([]export.Record, len(records))
+	for i, r := range records {
+		cp[i] = slices.Clone(r)
+	}
+	next.sections[name] = cp
+	s.users[userID] = &next
+	return nil
+}
+
+// Section returns an added section (see export.Section) that reads the
+// records SetSection stored under name, from the same snapshot as the
+// rest of the export. Register it with the exporter:
+//
+//	exp := export.NewExporter(store)
+//	err := exp.AddSection(memstore.Section("notifications"))
+func Section(name string) export.Section {
+	return export.Section{Name: name, Read: func(ctx context.Context, tx export.Tx) iter.Seq2[export.Record, error] {
+		v, ok := export.AsTx[*view](tx)
+		if !ok {
+			return func(yield func(export.Record, error) bool) {
+				yield(nil, fmt.Errorf("memstore: section %q read from a %T, not a memstore view", name, tx))
+			}
+		}
+		return records(ctx, v, func(s *snapshot) []export.Record { return s.sections[name] })
+	}}
 }
 
 // View implements export.Store.

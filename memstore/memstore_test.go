@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,8 +33,31 @@ func (f fixture) PutWorkflow(_ context.Context, uid string, w export.Workflow) e
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		s := memstore.New()
-		return storetest.Harness{Store: s, Fixture: fixture{s}}
+		return storetest.Harness{Store: s, Fixture: fixture{s}, Notes: notesOn(s)}
 	})
+}
+
+// notesOn is the conformance suite's added section on memstore: the
+// notes are kept per user, by ID, and stored whole with SetSection.
+func notesOn(s *memstore.Store) *storetest.Notes {
+	var mu sync.Mutex
+	notes := map[string]map[string]string{} // user ID -> note ID -> body
+	return &storetest.Notes{
+		Section: memstore.Section("notes"),
+		Put: func(_ context.Context, userID, id, body string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if notes[userID] == nil {
+				notes[userID] = map[string]string{}
+			}
+			notes[userID][id] = body
+			var recs []export.Record
+			for _, k := range slices.Sorted(maps.Keys(notes[userID])) {
+				recs = append(recs, export.Record{{Key: "id", Value: k}, {Key: "body", Value: notes[userID][k]}})
+			}
+			return s.SetSection(userID, "notes", recs)
+		},
+	}
 }
 
 func TestPutRecordForMissingUser(t *testing.T) {

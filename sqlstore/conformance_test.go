@@ -1,6 +1,9 @@
 package sqlstore_test
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/agentbot/export/internal/sqlfixture"
@@ -32,11 +35,44 @@ func TestConformance(t *testing.T) {
 				t.Run(v.name, func(t *testing.T) {
 					tdb := openDB(t, d)
 					s, w := tdb.setup(t, v.layout, v.times)
+					notes := notesTable(t, tdb)
 					storetest.Run(t, func(t *testing.T) storetest.Harness {
-						return storetest.Harness{Store: s, Fixture: w, Precision: w.Precision()}
+						return storetest.Harness{Store: s, Fixture: w, Precision: w.Precision(), Notes: notes}
 					})
 				})
 			}
 		})
+	}
+}
+
+// notesTable makes a table of the host's own, Note, and the conformance
+// suite's added section reading it with sqlstore.Section.
+func notesTable(t *testing.T, tdb *testDB) *storetest.Notes {
+	table, id, text, query, insert := tdb.schema+`"Note"`, "TEXT", "TEXT", "", ""
+	switch tdb.dialect {
+	case sqlstore.Postgres:
+		query = `SELECT id, body FROM ` + table + ` WHERE "userId" = $1 ORDER BY id COLLATE "C"`
+		insert = `INSERT INTO ` + table + ` (id, "userId", body) VALUES ($1, $2, $3)`
+	case sqlstore.SQLite:
+		query = `SELECT id, body FROM ` + table + ` WHERE "userId" = ? ORDER BY id COLLATE BINARY`
+		insert = `INSERT INTO ` + table + ` (id, "userId", body) VALUES (?, ?, ?)`
+	case sqlstore.MySQL:
+		// IDs are VARBINARY, as this package's DDL makes them: "=" and
+		// ORDER BY then compare bytes.
+		table, id = tdb.schema+"Note", "VARBINARY(255)"
+		query = `SELECT id, body FROM ` + table + ` WHERE userId = ? ORDER BY id`
+		insert = `INSERT INTO ` + table + ` (id, userId, body) VALUES (?, ?, ?)`
+	}
+	create := fmt.Sprintf(`CREATE TABLE %s (id %s PRIMARY KEY, "userId" %s NOT NULL, body %s NOT NULL)`, table, id, id, text)
+	if tdb.dialect == sqlstore.MySQL {
+		create = strings.ReplaceAll(create, `"`, "")
+	}
+	mustExec(t, tdb.db, create)
+	return &storetest.Notes{
+		Section: sqlstore.Section("notes", query),
+		Put: func(ctx context.Context, userID, noteID, body string) error {
+			_, err := tdb.db.ExecContext(ctx, insert, noteID, userID, body)
+			return err
+		},
 	}
 }

@@ -135,7 +135,7 @@ func (v *view) readUser(ctx context.Context, userID string) error {
 	var email, name, plan, role, code sql.NullString
 	var credits sql.NullInt64
 	found := false
-	err := v.each(ctx, v.s.q.user, v.args, []sql.Scanner{&email, &name, &plan, &role, &code, &credits}, func() bool {
+	err := v.each(ctx, v.s.q.user, v.args, []sql.Scanner{&email, &name, &plan, &role, &code, &credits}, func(*driverRows) bool {
 		found = true
 		return false
 	})
@@ -205,14 +205,14 @@ func (v *view) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error] 
 // failure, including one from closing the rows, goes to fail as an *Error
 // for op. Rows stream: one row is held at a time.
 func (v *view) rows(ctx context.Context, op, query string, dest []sql.Scanner, row func() bool, fail func(error)) {
-	if err := v.each(ctx, query, v.args, dest, row); err != nil {
+	if err := v.each(ctx, query, v.args, dest, func(*driverRows) bool { return row() }); err != nil {
 		fail(&Error{Op: op, Err: err})
 	}
 }
 
 // each runs query with args and scans each row into dest, calling row
 // after each until it returns false.
-func (v *view) each(ctx context.Context, query string, args []any, dest []sql.Scanner, row func() bool) (err error) {
+func (v *view) each(ctx context.Context, query string, args []any, dest []sql.Scanner, row func(*driverRows) bool) (err error) {
 	switch {
 	case v.closed:
 		return errViewClosed
@@ -243,7 +243,7 @@ func (v *view) each(ctx context.Context, query string, args []any, dest []sql.Sc
 		if err != nil || !more {
 			return err
 		}
-		if !row() {
+		if !row(rows) {
 			return nil
 		}
 	}
@@ -261,7 +261,7 @@ func (s *Store) Check(ctx context.Context) error {
 		if s.dialect == Postgres {
 			var isolation, readOnly text
 			err := v.each(ctx, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')", nil,
-				[]sql.Scanner{&isolation, &readOnly}, func() bool { return false })
+				[]sql.Scanner{&isolation, &readOnly}, func(*driverRows) bool { return false })
 			if err != nil {
 				return &Error{Op: OpBegin, Err: err}
 			}
@@ -272,7 +272,7 @@ func (s *Store) Check(ctx context.Context) error {
 		for _, q := range []struct{ op, query string }{
 			{OpUser, s.q.user}, {OpAgents, s.q.agents}, {OpScheduledTasks, s.q.scheduledTasks}, {OpWorkflows, s.q.workflows},
 		} {
-			if err := v.each(ctx, q.query, v.args, nil, func() bool { return true }); err != nil {
+			if err := v.each(ctx, q.query, v.args, nil, func(*driverRows) bool { return true }); err != nil {
 				return &Error{Op: q.op, Err: err}
 			}
 		}

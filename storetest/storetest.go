@@ -16,6 +16,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -50,6 +51,19 @@ type Harness struct {
 	// back are compared after truncation to it, and ordering is tested at
 	// that resolution.
 	Precision time.Duration
+
+	// Notes, if set, is a section the host adds (export.Section) on this
+	// store, for the AddedSection tests; nil skips them.
+	Notes *Notes
+}
+
+// Notes is an added section named "notes" on the store under test: each
+// record has the fields "id" and "body", both strings, written in that
+// order; Section yields the view's user's notes ordered by id.
+type Notes struct {
+	Section export.Section
+	// Put stores one note of the user's, committed before it returns.
+	Put func(ctx context.Context, userID, id, body string) error
 }
 
 // Run runs the whole suite, each test in a subtest with a Harness from
@@ -74,6 +88,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"CanceledDuringView", testCanceledDuring},
 		{"ConcurrentViews", testConcurrentViews},
 		{"ConsistentUnderConcurrentWrites", testConsistency},
+		{"AddedSection", testAddedSection},
+		{"AddedSectionInTheSameView", testAddedSectionSameView},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -620,4 +636,109 @@ func testConsistency(t *testing.T, s *suite) {
 	if views < 3 {
 		t.Fatalf("only %d views completed", views)
 	}
+}
+
+// exportWithNotes exports userID with the notes section added, through
+// store, and returns the document's notes and the exporter's count.
+func (s *suite) exportWithNotes(t *testing.T, store export.Store, userID string) ([]map[string]any, int, error) {
+	t.Helper()
+	exp := export.NewExporter(store)
+	must(t, exp.AddSection(s.h.Notes.Section))
+	var b strings.Builder
+	res, err := exp.Export(ctxFor(t), &b, export.Request{UserID: userID, ExportedAt: base})
+	if err != nil {
+		return nil, 0, err
+	}
+	var doc struct {
+		Workflows json.RawMessage  `json:"workflows"`
+		Notes     []map[string]any `json:"notes"`
+	}
+	must(t, json.Unmarshal([]byte(b.String()), &doc))
+	if !strings.Contains(b.String(), "\n  ],\n  \"notes\": [") && !strings.Contains(b.String(), "[],\n  \"notes\": [") {
+		t.Errorf("the notes section does not follow workflows:\n%s", b.String())
+	}
+	if _, err := export.Decode(strings.NewReader(b.String())); err != nil {
+		t.Errorf("the document with an added section does not decode: %v", err)
+	}
+	return doc.Notes, res.Sections["notes"], nil
+}
+
+// testAddedSection: the section holds the user's notes only (a look-alike
+// ID's are not theirs), ordered by id, with the exporter's count.
+func testAddedSection(t *testing.T, s *suite) {
+	if s.h.Notes == nil {
+		t.Skip("the harness has no added section (Harness.Notes)")
+	}
+	ctx := ctxFor(t)
+	a, b := s.newUser(t, "alice"), s.newUser(t, "Alice")
+	for _, n := range []struct{ user, id, body string }{
+		{a.ID, s.id("n2"), "second"}, {a.ID, s.id("n1"), "first \"quoted\"\n🎉"}, {b.ID, s.id("n3"), "NOT ALICE'S"},
+	} {
+		must(t, s.h.Notes.Put(ctx, n.user, n.id, n.body))
+	}
+	notes, count, err := s.exportWithNotes(t, s.h.Store, a.ID)
+	must(t, err)
+	want := []map[string]any{{"id": s.id("n1"), "body": "first \"quoted\"\n🎉"}, {"id": s.id("n2"), "body": "second"}}
+	if !slices.EqualFunc(notes, want, func(x, y map[string]any) bool { return x["id"] == y["id"] && x["body"] == y["body"] && len(x) == 2 }) {
+		t.Errorf("notes = %v, want %v", notes, want)
+	}
+	if count != 2 {
+		t.Errorf("Result.Sections[notes] = %d, want 2", count)
+	}
+	empty := s.newUser(t, "nobody")
+	notes, count, err = s.exportWithNotes(t, s.h.Store, empty.ID)
+	must(t, err)
+	if notes == nil || len(notes) != 0 || count != 0 {
+		t.Errorf("a user without notes: %v (%d), want an empty section", notes, count)
+	}
+}
+
+// testAddedSectionSameView: a note written after the view began (here,
+// while the workflows are read) is not in the export: the added section
+// reads the same snapshot as the built-in ones.
+func testAddedSectionSameView(t *testing.T, s *suite) {
+	if s.h.Notes == nil {
+		t.Skip("the harness has no added section (Harness.Notes)")
+	}
+	ctx := ctxFor(t)
+	u := s.newUser(t, "carol")
+	must(t, s.h.Notes.Put(ctx, u.ID, s.id("before"), "written before the export"))
+	late := &lateWriter{Store: s.h.Store, write: func() error { return s.h.Notes.Put(ctx, u.ID, s.id("during"), "written during the export") }}
+	notes, _, err := s.exportWithNotes(t, late, u.ID)
+	must(t, err)
+	if !late.wrote {
+		t.Fatal("the late write did not run")
+	}
+	if len(notes) != 1 || notes[0]["id"] != s.id("before") {
+		t.Errorf("notes = %v, want only the one written before the export began", notes)
+	}
+}
+
+// lateWriter runs write when the view's workflows are read.
+type lateWriter struct {
+	export.Store
+	write func() error
+	wrote bool
+}
+
+func (l *lateWriter) View(ctx context.Context, userID string, fn func(export.Tx) error) error {
+	return l.Store.View(ctx, userID, func(tx export.Tx) error { return fn(lateTx{tx, l}) })
+}
+
+type lateTx struct {
+	export.Tx
+	l *lateWriter
+}
+
+// Unwrap lets the store's section reader find its own Tx (export.AsTx).
+func (t lateTx) Unwrap() export.Tx { return t.Tx }
+
+func (t lateTx) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error] {
+	if !t.l.wrote {
+		t.l.wrote = true
+		if err := t.l.write(); err != nil {
+			return func(yield func(export.Workflow, error) bool) { yield(export.Workflow{}, err) }
+		}
+	}
+	return t.Tx.Workflows(ctx)
 }
