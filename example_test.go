@@ -116,3 +116,30 @@ func ExampleDecode() {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// A host adds a section of its own; memstore keeps its records with the
+// user's, so they come from the same snapshot.
+func ExampleStoreExporter_AddSection() {
+	store := memstore.New()
+	store.PutUser(export.User{ID: "u1", Email: "a@example.com", Role: "user"})
+	store.SetSection("u1", "apiKeys", []export.Record{
+		{{Key: "name", Value: "ci"}, {Key: "lastUsedAt", Value: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}, {Key: "scopes", Value: "read"}},
+	})
+	exp := export.NewExporter(store)
+	if err := exp.AddSection(memstore.Section("apiKeys")); err != nil {
+		panic(err)
+	}
+	var out strings.Builder
+	exp.Export(context.Background(), &out, export.Request{UserID: "u1", ExportedAt: time.Date(2026, 4, 2, 12, 0, 0, 0, time.UTC)})
+	doc := out.String()
+	fmt.Println(doc[strings.Index(doc, `  "apiKeys"`):])
+	// Output:
+	//   "apiKeys": [
+	//     {
+	//       "name": "ci",
+	//       "lastUsedAt": "2026-03-01T09:00:00.000Z",
+	//       "scopes": "read"
+	//     }
+	//   ]
+	// }
+}

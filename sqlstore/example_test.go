@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the host's driver; sqlstore imports none
@@ -69,4 +70,44 @@ func ExampleWithLayout() {
 	// Output:
 	// <nil>
 	// sqlstore: layout Agent.Table: "ai_agents; DROP TABLE accounts" is not a plain identifier (letters, digits and _, not starting with a digit, at most 63 bytes)
+}
+
+// A section of the host's own, read from its table in the export's
+// transaction: the notifications follow workflows in the document.
+func ExampleSection() {
+	db, _ := sql.Open("sqlite", ":memory:")
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one in-memory database
+	ctx := context.Background()
+	sqlstore.CreateTables(ctx, db, sqlstore.SQLite, sqlstore.PrismaLayout())
+	db.Exec("INSERT INTO User (id, email, role) VALUES ('u1', 'jane@example.com', 'user')")
+	db.Exec(`CREATE TABLE Notification (id TEXT PRIMARY KEY, userId TEXT NOT NULL, title TEXT NOT NULL, readAt DATETIME, createdAt DATETIME NOT NULL)`)
+	db.Exec(`INSERT INTO Notification VALUES ('n1', 'u1', 'Welcome', NULL, '2026-03-01T09:00:00Z'), ('n2', 'someone-else', 'Not yours', NULL, '2026-03-01T09:00:00Z')`)
+
+	store, _ := sqlstore.New(db, sqlstore.SQLite)
+	exp := export.NewExporter(store)
+	err := exp.AddSection(sqlstore.Section("notifications",
+		`SELECT id, title, readAt, createdAt FROM Notification WHERE userId = ? ORDER BY createdAt, id COLLATE BINARY`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	var out strings.Builder
+	res, err := exp.Export(ctx, &out, export.Request{UserID: "u1", ExportedAt: time.Date(2026, 4, 2, 12, 0, 0, 0, time.UTC)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	doc := out.String()
+	fmt.Println(doc[strings.Index(doc, `  "notifications"`):])
+	fmt.Println(res.Sections)
+	// Output:
+	//   "notifications": [
+	//     {
+	//       "id": "n1",
+	//       "title": "Welcome",
+	//       "readAt": null,
+	//       "createdAt": "2026-03-01T09:00:00.000Z"
+	//     }
+	//   ]
+	// }
+	// map[notifications:1]
 }

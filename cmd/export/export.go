@@ -29,6 +29,7 @@ type exportFlags struct {
 	sqlite, postgres, mysql string
 	layout, userID, out     string
 	audit                   string
+	sections                sectionFlags
 	exportedAt              string        // for reproducing a document; hidden from the usage line
 	progressEvery           time.Duration // for tests
 }
@@ -44,6 +45,7 @@ func parseExportFlags(args []string) (exportFlags, error) {
 	fs.StringVar(&f.userID, "user", "", "the user's ID")
 	fs.StringVar(&f.out, "o", "", "output file or directory (default: standard output)")
 	fs.StringVar(&f.audit, "audit", "", "append the audit event to this file (default: standard error)")
+	fs.Var(&f.sections, "section", "a section the host adds, as NAME=QUERY (repeatable; see sqlstore.Section)")
 	fs.StringVar(&f.exportedAt, "exported-at", "", "exportedAt of the document, RFC 3339 (default: now)")
 	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "how often to report progress")
 	if err := fs.Parse(args); err != nil {
@@ -115,7 +117,13 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 	defer discard()
 	pw := &progressWriter{w: out}
 	stopProgress := pw.report(stderr, f.progressEvery)
-	res, err := export.NewExporter(store).Export(ctx, pw, export.Request{UserID: f.userID, ExportedAt: at})
+	exp := export.NewExporter(store)
+	for _, s := range f.sections {
+		if err := exp.AddSection(sqlstore.Section(s[0], s[1])); err != nil {
+			return usageError{fmt.Errorf("-section: %w", err)}
+		}
+	}
+	res, err := exp.Export(ctx, pw, export.Request{UserID: f.userID, ExportedAt: at})
 	stopProgress()
 	ev.Bytes, ev.Agents, ev.ScheduledTasks, ev.Workflows = res.Bytes, res.Agents, res.ScheduledTasks, res.Workflows
 	if errors.Is(err, export.ErrUserNotFound) {
@@ -132,6 +140,20 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 	if where != "" {
 		fmt.Fprintf(stderr, "wrote %s: %d bytes, %d agents, %d scheduled tasks, %d workflows\n", where, res.Bytes, res.Agents, res.ScheduledTasks, res.Workflows)
 	}
+	return nil
+}
+
+// sectionFlags collects -section NAME=QUERY, in order.
+type sectionFlags [][2]string
+
+func (s *sectionFlags) String() string { return fmt.Sprint(*s) }
+
+func (s *sectionFlags) Set(v string) error {
+	name, query, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(query) == "" {
+		return errors.New("want NAME=QUERY")
+	}
+	*s = append(*s, [2]string{name, query})
 	return nil
 }
 

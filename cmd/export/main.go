@@ -11,7 +11,9 @@
 // Export flags: one of -sqlite FILE, -postgres DSN or -mysql DSN; -layout
 // (prisma, the default, or snake_case); -user ID (required); -o FILE or
 // DIRECTORY (default: standard output; a directory gets the file name the
-// endpoint would give). A file is written under a temporary name and
+// endpoint would give); -section NAME=QUERY (repeatable) adds a section
+// of the host's own, as the host's endpoint registers it with
+// sqlstore.Section, so that the file matches the endpoint's. A file is written under a temporary name and
 // renamed when complete, so a failed export leaves nothing behind.
 // Progress goes to standard error every second for large accounts, and one
 // audit event (JSON: who ran it, for which user, the outcome, bytes and
@@ -51,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "export:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(stderr, "usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID [-o FILE|DIR] [-audit FILE]")
+		fmt.Fprintln(stderr, "usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID [-o FILE|DIR] [-section NAME=QUERY]... [-audit FILE]")
 		fmt.Fprintln(stderr, "       export verify FILE")
 		return 2
 	}

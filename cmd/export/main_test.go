@@ -153,6 +153,9 @@ func TestExportFailures(t *testing.T) {
 		{"unknown layout", []string{"-sqlite", path, "-user", "u", "-layout", "nope"}, 2, "nope", false},
 		{"unknown flag", []string{"-sqlite", path, "-user", "u", "-x"}, 2, "flag provided but not defined", false},
 		{"verify without a file", []string{"verify"}, 2, "verify takes one file", false},
+		{"section without a query", []string{"-sqlite", path, "-user", "u", "-section", "notes"}, 2, "want NAME=QUERY", false},
+		{"section with a built-in name", []string{"-sqlite", path, "-user", "user_abc123", "-section", "agents=SELECT 1"}, 2, `"agents" is a key of the format`, true},
+		{"section with bad SQL", []string{"-sqlite", path, "-user", "user_abc123", "-section", "notes=SELECT nothing FROM nowhere WHERE x = ?"}, 1, "could not read notes", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -232,4 +235,29 @@ func TestProgress(t *testing.T) {
 	require.Contains(t, stderr, "progress: ")
 	require.Contains(t, stderr, "MB written in")
 	require.Equal(t, float64(20000), auditLine(t, stderr)["agents"])
+}
+
+// TestExportWithAddedSection: -section adds a section of the host's own,
+// as its endpoint does, and verify accepts the file.
+func TestExportWithAddedSection(t *testing.T) {
+	path, golden := appDB(t)
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = db.Exec(`CREATE TABLE Notification (id TEXT PRIMARY KEY, userId TEXT NOT NULL, title TEXT NOT NULL)`)
+	require.NoError(t, err)
+	_, err = db.Exec(`INSERT INTO Notification VALUES ('n1', 'user_abc123', 'Welcome'), ('n2', 'someone-else', 'NOT YOURS')`)
+	require.NoError(t, err)
+	db.Close()
+
+	out := filepath.Join(t.TempDir(), "export.json")
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt,
+		"-section", "notifications=SELECT id, title FROM Notification WHERE userId = ? ORDER BY id")
+	require.Equal(t, 0, code, stderr)
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	want := strings.TrimSuffix(string(golden), "\n}") + ",\n  \"notifications\": [\n    {\n      \"id\": \"n1\",\n      \"title\": \"Welcome\"\n    }\n  ]\n}"
+	require.Equal(t, want, string(got))
+	code, stdout, stderr := runCmd("verify", out)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "and sections added by the host")
 }
