@@ -67,4 +67,14 @@
 // Every request produces one Event, logged to the handler's *slog.Logger
 // and given to the WithAuditHook function: user, outcome, status, bytes,
 // records per section, duration and the full error, never the data.
+// SECURITY.md has the threat model and what the host must do.
+//
+// # Sections of the host's own
+//
+// StoreExporter.AddSection registers a Section that follows workflows in
+// the document: a name and a Read that streams Records from the store's
+// Tx, so it sees the same snapshot as the built-in sections
+// (sqlstore.Section reads a query in the export's transaction,
+// memstore.Section the records kept with the user's). The format stays
+// 1.0; docs/FORMAT.md has the rules for names and values.
 package export
