@@ -75,7 +75,7 @@ func (j *jsonWriter) step() error {
 
 // encode writes the whole document for tx. Section failures are returned
 // as *Error with the section's stage.
-func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, sections []Section, res *Result) error {
+func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result) error {
 	u, err := tx.User(ctx)
 	if err != nil {
 		return stageError(StageUser, err)
@@ -148,9 +148,11 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, sections []
 	if err != nil {
 		return err
 	}
-	if err := addedSections(ctx, j, tx, sections, res); err != nil {
-		return err
-	}
+	return nil
+}
+
+// end closes the document and writes out what is buffered.
+func end(j *jsonWriter) error {
 	j.buf = append(j.buf, "\n}"...)
 	if err := j.flush(); err != nil {
 		return stageError(StageWrite, err)
@@ -217,7 +219,15 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 	defer j.release()
 	encoded := false
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
-		err := encode(ctx, j, tx, req.ExportedAt, e.sections, &res)
+		err := encode(ctx, j, tx, req.ExportedAt, &res)
+		if err == nil {
+			// Separate from encode, whose Tx would otherwise escape to
+			// the heap for Document.WriteTo too (an allocation per call).
+			err = addedSections(ctx, j, tx, e.sections, &res)
+		}
+		if err == nil {
+			err = end(j)
+		}
 		encoded = err == nil
 		return err
 	})
@@ -240,7 +250,10 @@ func (d *Document) WriteTo(w io.Writer) (int64, error) {
 	j := newJSONWriter(context.Background(), w)
 	defer j.release()
 	var res Result
-	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, nil, &res)
+	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, &res)
+	if err == nil {
+		err = end(j)
+	}
 	return j.n, err
 }
 
