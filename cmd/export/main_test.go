@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentbot/export"
@@ -260,4 +261,75 @@ func TestExportWithAddedSection(t *testing.T) {
 	code, stdout, stderr := runCmd("verify", out)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "and sections added by the host")
+}
+
+// TestExportFromServers runs the command on PostgreSQL and MySQL/MariaDB
+// when their DSNs are set (as .ci/run sets them), in a schema or database
+// of the test's own with the application's tables: the file is the golden
+// document, byte for byte.
+func TestExportFromServers(t *testing.T) {
+	golden, err := os.ReadFile("../../testdata/golden/contract-example.json")
+	require.NoError(t, err)
+	doc, err := export.Decode(bytes.NewReader(golden))
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name, env, driver, flag string
+		dialect                 sqlstore.Dialect
+	}{
+		{"postgres", "EXPORT_TEST_POSTGRES_DSN", "pgx", "-postgres", sqlstore.Postgres},
+		{"mysql", "EXPORT_TEST_MYSQL_DSN", "mysql", "-mysql", sqlstore.MySQL},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dsn := os.Getenv(c.env)
+			if dsn == "" {
+				t.Skipf("skipped: set %s to run the command on that server; .ci/run does", c.env)
+			}
+			db, err := sql.Open(c.driver, dsn)
+			require.NoError(t, err)
+			defer db.Close()
+			ctx := context.Background()
+			name := fmt.Sprintf("export_cmd_%d", time.Now().UnixNano())
+			create, drop, quote := "CREATE SCHEMA ", "DROP SCHEMA %s CASCADE", `"`
+			if c.dialect == sqlstore.MySQL {
+				create, drop, quote = "CREATE DATABASE ", "DROP DATABASE %s", "`"
+			}
+			_, err = db.ExecContext(ctx, create+name)
+			require.NoError(t, err)
+			defer db.ExecContext(ctx, fmt.Sprintf(drop, name))
+			for _, stmt := range sqlfixture.AppSchema(c.dialect, quote+name+quote+".") {
+				_, err := db.ExecContext(ctx, stmt)
+				require.NoError(t, err, stmt)
+			}
+			l := sqlstore.PrismaLayout()
+			for _, tb := range []*string{&l.User.Table, &l.Agent.Table, &l.ScheduledTask.Table, &l.Workflow.Table} {
+				*tb = name + "." + *tb
+			}
+			w := &sqlfixture.Writer{DB: db, Dialect: c.dialect, Layout: l, Times: sqlfixture.ISOText}
+			w.Extra = map[string]map[string]any{l.User.Table: {"updatedAt": w.Time(time.Now())}}
+			require.NoError(t, w.PutDocument(ctx, doc))
+
+			// The command sees the tables under their plain names.
+			target := dsn
+			if c.dialect == sqlstore.Postgres {
+				sep := "?"
+				if strings.Contains(dsn, "?") {
+					sep = "&"
+				}
+				target += sep + "search_path=" + name
+			} else {
+				cfg, err := mysql.ParseDSN(dsn)
+				require.NoError(t, err)
+				cfg.DBName = name
+				target = cfg.FormatDSN()
+			}
+			out := filepath.Join(t.TempDir(), "export.json")
+			code, _, stderr := runCmd(c.flag, target, "-user", doc.User.ID, "-o", out, "-exported-at", exportedAt)
+			require.Equal(t, 0, code, stderr)
+			got, err := os.ReadFile(out)
+			require.NoError(t, err)
+			require.Equal(t, string(golden), string(got))
+			code, _, stderr = runCmd("verify", out)
+			require.Equal(t, 0, code, stderr)
+		})
+	}
 }
