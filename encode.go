@@ -73,8 +73,9 @@ func (j *jsonWriter) step() error {
 	return j.err
 }
 
-// encode writes the whole document for tx. Section failures are returned
-// as *Error with the section's stage.
+// encode writes the document for tx up to the end of workflows; added
+// sections and end complete it. Section failures are returned as *Error
+// with the section's stage.
 func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result) error {
 	u, err := tx.User(ctx)
 	if err != nil {

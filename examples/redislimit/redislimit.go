@@ -62,8 +62,8 @@ var _ export.Limiter = (*Limiter)(nil)
 type Option func(*Limiter)
 
 // WithTTL sets how long a lease outlives an instance that stopped
-// renewing it (default 30 s). Shorter frees a crashed instance's slots
-// sooner and costs more renewals.
+// renewing it (default 30 s, at least 30 ms). Shorter frees a crashed
+// instance's slots sooner and costs more renewals.
 func WithTTL(d time.Duration) Option { return func(l *Limiter) { l.ttl = d } }
 
 // WithKeyPrefix sets the start of the Redis keys (default "export").
@@ -84,6 +84,8 @@ func New(rdb redis.Scripter, limits export.Limits, opts ...Option) *Limiter {
 	if l.ttl <= 0 {
 		l.ttl = DefaultTTL
 	}
+	// Leases are kept in milliseconds and renewed every third of the TTL.
+	l.ttl = max(l.ttl, 30*time.Millisecond)
 	return l
 }
 
