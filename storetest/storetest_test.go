@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentbot/export"
@@ -34,6 +35,8 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"ignores-context", "want an error wrapping context.Canceled"},
 		{"missing-user-calls-fn", "want an error that is export.ErrUserNotFound"},
 		{"single-use-iterator", "two iterations differ"},
+		{"notes-of-everyone", "notes = "},
+		{"notes-read-live", "want only the one written before the export began"},
 	}
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {
@@ -54,8 +57,49 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 func runBroken(t *testing.T, kind string) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		s := memstore.New()
-		return storetest.Harness{Store: &broken{s, kind}, Fixture: fixture{s}}
+		return storetest.Harness{Store: &broken{s, kind}, Fixture: fixture{s}, Notes: brokenNotes(kind)}
 	})
+}
+
+// brokenNotes is an added section that reads outside the view: the
+// notes of every user, or the user's notes as they are when read rather
+// than as they were when the view began.
+func brokenNotes(kind string) *storetest.Notes {
+	if !strings.HasPrefix(kind, "notes-") {
+		return nil
+	}
+	var mu sync.Mutex
+	type note struct{ user, id, body string }
+	var all []note
+	read := func(ctx context.Context, tx export.Tx) iter.Seq2[export.Record, error] {
+		return func(yield func(export.Record, error) bool) {
+			u, err := tx.User(ctx)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			mu.Lock()
+			notes := slices.Clone(all)
+			mu.Unlock()
+			slices.SortFunc(notes, func(a, b note) int { return strings.Compare(a.id, b.id) })
+			for _, n := range notes {
+				if kind == "notes-of-everyone" || n.user == u.ID {
+					if !yield(export.Record{{Key: "id", Value: n.id}, {Key: "body", Value: n.body}}, nil) {
+						return
+					}
+				}
+			}
+		}
+	}
+	return &storetest.Notes{
+		Section: export.Section{Name: "notes", Read: read},
+		Put: func(_ context.Context, userID, id, body string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			all = append(all, note{userID, id, body})
+			return nil
+		},
+	}
 }
 
 type fixture struct{ s *memstore.Store }
