@@ -26,8 +26,12 @@ import (
 const pipelineAfter = 4096
 
 // batchSize is how many records cross over at a time: enough that the
-// hand-over costs nothing per record, few enough to hold little memory.
-const batchSize = 256
+// hand-over costs nothing per record, few enough to hold little memory
+// (three batches of agents are under 1 MB). It was 256: pprof showed the
+// writer's wake-ups (futex) at a few percent of a large export, and 2048
+// was 7-9% faster end to end in 20 interleaved runs of the 300,000-record
+// export (median 1.02 s against 1.10 s).
+const batchSize = 2048
 
 // batches is how many buffers a pipelined section cycles through: one
 // being filled, one waiting, one being written.
