@@ -108,6 +108,9 @@ func checkSectionName(name string) error {
 
 // addedSections writes the registered sections, each ",\n  \"name\": [...]".
 func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section, res *Result) error {
+	if len(sections) > 0 {
+		res.Sections = make(map[string]int, len(sections))
+	}
 	for _, s := range sections {
 		j.buf = append(j.buf, ",\n  \""...)
 		j.buf = append(j.buf, s.Name...)
@@ -125,6 +128,7 @@ func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section
 				return stageError(stage, err)
 			}
 			n++
+			res.Sections[s.Name] = n // so far: a failure's event says how far it got
 			if err := j.step(); err != nil {
 				return stageError(StageWrite, err)
 			}
@@ -133,9 +137,6 @@ func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section
 			j.buf = append(j.buf, "\n  ]"...)
 		} else {
 			j.buf = append(j.buf, ']')
-		}
-		if res.Sections == nil {
-			res.Sections = make(map[string]int, len(sections))
 		}
 		res.Sections[s.Name] = n
 	}

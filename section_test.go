@@ -117,7 +117,10 @@ func TestAddedSectionFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			exp := export.NewExporter(storeOf(t, doc))
 			require.NoError(t, exp.AddSection(export.Section{Name: "notes", Read: c.read}))
-			_, err := exp.Export(context.Background(), &bytes.Buffer{}, export.Request{UserID: doc.User.ID, ExportedAt: doc.ExportedAt})
+			res, err := exp.Export(context.Background(), &bytes.Buffer{}, export.Request{UserID: doc.User.ID, ExportedAt: doc.ExportedAt})
+			if name == "store error" {
+				require.Equal(t, map[string]int{"notes": 1}, res.Sections, "the records written before the failure")
+			}
 			var ee *export.Error
 			require.ErrorAs(t, err, &ee)
 			require.Equal(t, export.Stage("read notes"), ee.Stage)
