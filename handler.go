@@ -212,11 +212,21 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 		h.fail(w, r, ev, &Error{Stage: StageLimit, Err: err})
 		return
 	}
-	defer release()
+	// Released once, on return or earlier: a streamed export that fails
+	// gives its slot back before it cuts the connection, or a client that
+	// retries at once would find its own dead export still holding it.
+	released := false
+	releaseOnce := func() {
+		if !released {
+			released = true
+			release()
+		}
+	}
+	defer releaseOnce()
 
 	req := Request{UserID: userID, ExportedAt: h.now()}
 	if h.streaming && r.Method == http.MethodGet {
-		h.serveStreaming(w, r, ev, req)
+		h.serveStreaming(w, r, ev, req, releaseOnce)
 		return
 	}
 	h.serveSpooled(w, r, ev, req)
@@ -272,7 +282,7 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 }
 
 // serveStreaming sends the 200 with the first bytes of the document.
-func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, req Request) {
+func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, req Request, release func()) {
 	sw := &firstWrite{w: w, start: func() { h.setSuccessHeaders(w, req); w.WriteHeader(http.StatusOK) }}
 	res, err := h.exporter.Export(r.Context(), sw, req)
 	ev.record(res)
@@ -289,6 +299,7 @@ func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, 
 	// the server cut the connection so the client sees the failure.
 	ev.Outcome, ev.Err, ev.Status = OutcomeAborted, err, http.StatusOK
 	h.logFailure(r, err)
+	release()
 	cutConnection(w)
 	panic(http.ErrAbortHandler)
 }
