@@ -164,21 +164,18 @@ func (p *tsParser[S]) common() (t time.Time, ok, fixed bool) {
 	if len(s) < 19 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' || (s[10] != 'T' && s[10] != ' ' && s[10] != 't') {
 		return time.Time{}, false, false
 	}
-	var bad byte // any byte of the digit positions that is not a digit
-	num := func(i, n int) int {
-		v := 0
-		for _, c := range []byte(s[i : i+n]) {
-			d := c - '0'
-			if d > 9 {
-				bad = 1
-			}
-			v = v*10 + int(d)
-		}
-		return v
+	// Each digit minus '0' as an unsigned byte: a non-digit is above 9.
+	d := func(i int) uint { return uint(s[i] - '0') }
+	y0, y1, y2, y3 := d(0), d(1), d(2), d(3)
+	mo0, mo1, d0, d1 := d(5), d(6), d(8), d(9)
+	h0, h1, mi0, mi1, s0, s1 := d(11), d(12), d(14), d(15), d(17), d(18)
+	if y0 > 9 || y1 > 9 || y2 > 9 || y3 > 9 || mo0 > 9 || mo1 > 9 || d0 > 9 || d1 > 9 || h0 > 9 || h1 > 9 || mi0 > 9 || mi1 > 9 || s0 > 9 || s1 > 9 {
+		return time.Time{}, false, true
 	}
-	year, month, day := num(0, 4), num(5, 2), num(8, 2)
-	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
-	if bad != 0 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || sec > 59 {
+	year := int(y0*1000 + y1*100 + y2*10 + y3)
+	month, day := int(mo0*10+mo1), int(d0*10+d1)
+	hour, minute, sec := int(h0*10+h1), int(mi0*10+mi1), int(s0*10+s1)
+	if month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false, true
 	}
 	p.i = 19
