@@ -48,6 +48,14 @@
 // bad, and discarded by the pool, if its transaction cannot be shown to
 // have ended.
 //
+// On SQLite, a section of more than 1,024 rows goes on with the same
+// query selecting one column per row, concat_ws(char(0), ...), instead of
+// one per field: the driver's cost is per column. It is used only where
+// it gives exactly the per-column values (SQLite 3.44 or later, a UTF-8
+// database, an ordinary table whose text columns have TEXT affinity), and
+// a row that does not split cleanly is read per column again; packed.go
+// has the reasoning.
+//
 // # Order, nulls and time
 //
 // A View holds one connection of the pool until it returns. Its sections
@@ -84,7 +92,9 @@
 // bytes stored: ISO-8601 text with or without 'T', fraction and zone
 // (text without a zone is UTC), Go's time.Time.String form, or integer
 // Unix milliseconds. A real database keeps one form per column, which
-// keeps the SQL order chronological.
+// keeps the SQL order chronological. (A UTF-16 SQLite database hands over
+// text timestamps in UTF-16, which this store does not read: it fails
+// the export rather than guess.)
 //
 // IDs are compared exactly: under MySQL's usual collations 'abc' = 'ABC'
 // and 'abc' = 'abc ', so the MySQL query adds a binary comparison of the

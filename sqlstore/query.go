@@ -6,8 +6,9 @@ import "strings"
 // validated layout. Each query takes the user's ID as its only value
 // (MySQL's twice, see ownerFilter).
 type queries struct {
-	user, agents, scheduledTasks, workflows string
-	args                                    int // how many times the user ID is bound
+	user                              string
+	agents, scheduledTasks, workflows sectionQuery
+	args                              int // how many times the user ID is bound
 }
 
 func buildQueries(d Dialect, l Layout) queries {
@@ -26,12 +27,28 @@ func buildQueries(d Dialect, l Layout) queries {
 	}
 	qs.user = "SELECT " + cols(u.Email, u.Name, u.Plan, u.Role, u.ReferralCode, u.ReferralCredits) +
 		" FROM " + q(u.Table) + " WHERE " + ownerFilter(d, u.ID)
-	qs.agents = "SELECT " + cols(a.ID, a.Name, a.Model, a.Status) + ", " + ts(a.CreatedAt) + ", " + ts(a.UpdatedAt) +
-		" FROM " + q(a.Table) + " WHERE " + ownerFilter(d, a.UserID) + " ORDER BY " + q(a.CreatedAt) + ", " + d.byteOrder(a.ID)
-	qs.scheduledTasks = "SELECT " + cols(t.ID, t.Name, t.CronSchedule, t.Enabled) + ", " + ts(t.CreatedAt) +
-		" FROM " + q(t.Table) + " WHERE " + ownerFilter(d, t.UserID) + " ORDER BY " + q(t.CreatedAt) + ", " + d.byteOrder(t.ID)
-	qs.workflows = "SELECT " + cols(w.ID, w.Name, w.Enabled) + ", " + ts(w.CreatedAt) +
-		" FROM " + q(w.Table) + " WHERE " + ownerFilter(d, w.UserID) + " ORDER BY " + q(w.CreatedAt) + ", " + d.byteOrder(w.ID)
+	// Each section's query in its two forms (see packed.go), with the
+	// same FROM, WHERE and ORDER BY.
+	section := func(op, table, userID string, text []string, fields, order string, packed []string) sectionQuery {
+		from := " FROM " + q(table) + " WHERE " + ownerFilter(d, userID) + " ORDER BY " + order
+		sq := sectionQuery{op: op, plain: "SELECT " + fields + from, table: table, text: text}
+		if d == SQLite {
+			sq.packed = "SELECT " + packedColumn(d, packed...) + from
+		}
+		return sq
+	}
+	qs.agents = section(OpAgents, a.Table, a.UserID, []string{a.ID, a.Name, a.Model, a.Status},
+		cols(a.ID, a.Name, a.Model, a.Status)+", "+ts(a.CreatedAt)+", "+ts(a.UpdatedAt),
+		q(a.CreatedAt)+", "+d.byteOrder(a.ID),
+		[]string{a.ID, a.Name, a.Model, a.Status, a.CreatedAt, a.UpdatedAt})
+	qs.scheduledTasks = section(OpScheduledTasks, t.Table, t.UserID, []string{t.ID, t.Name, t.CronSchedule},
+		cols(t.ID, t.Name, t.CronSchedule, t.Enabled)+", "+ts(t.CreatedAt),
+		q(t.CreatedAt)+", "+d.byteOrder(t.ID),
+		[]string{t.ID, t.Name, t.CronSchedule, t.Enabled, t.CreatedAt})
+	qs.workflows = section(OpWorkflows, w.Table, w.UserID, []string{w.ID, w.Name},
+		cols(w.ID, w.Name, w.Enabled)+", "+ts(w.CreatedAt),
+		q(w.CreatedAt)+", "+d.byteOrder(w.ID),
+		[]string{w.ID, w.Name, w.Enabled, w.CreatedAt})
 	return qs
 }
 

@@ -19,6 +19,9 @@ type Store struct {
 	layout  Layout
 	txOpts  *sql.TxOptions
 	q       queries
+
+	noPack bool            // tests: never read packed (packed.go)
+	onPack func(op string) // tests: told when a section switches to packed
 }
 
 var _ export.Store = (*Store)(nil)
@@ -124,6 +127,10 @@ type view struct {
 	user    export.User
 	reading bool // a section's rows are open
 	closed  bool // set when View ends; a Tx used after that fails
+
+	// packable caches canPack's answers: "" for the database, an Op for
+	// a section's table. nil until a section is large enough to ask.
+	packable map[string]bool
 }
 
 var (
@@ -170,10 +177,22 @@ func (v *view) Agents(ctx context.Context) iter.Seq2[export.Agent, error] {
 	return func(yield func(export.Agent, error) bool) {
 		var id, name, model, status text
 		var created, updated timestamp
-		v.rows(ctx, OpAgents, v.s.q.agents, []sql.Scanner{&id, &name, &model, &status, &created, &updated}, func() bool {
-			return yield(export.Agent{ID: string(id), Name: string(name), Model: string(model), Status: string(status),
-				CreatedAt: created.t, UpdatedAt: updated.t}, nil)
-		}, func(err error) { yield(export.Agent{}, err) })
+		var f [6]string
+		err := v.section(ctx, &v.s.q.agents, []sql.Scanner{&id, &name, &model, &status, &created, &updated},
+			func(p *packedRow) bool {
+				if !p.split(f[:]) {
+					return false
+				}
+				id, name, model, status = text(f[0]), text(f[1]), text(f[2]), text(f[3])
+				return unpackTime(&created, f[4]) && unpackTime(&updated, f[5])
+			},
+			func() bool {
+				return yield(export.Agent{ID: string(id), Name: string(name), Model: string(model), Status: string(status),
+					CreatedAt: created.t, UpdatedAt: updated.t}, nil)
+			})
+		if err != nil {
+			yield(export.Agent{}, &Error{Op: OpAgents, Err: err})
+		}
 	}
 }
 
@@ -182,10 +201,22 @@ func (v *view) ScheduledTasks(ctx context.Context) iter.Seq2[export.ScheduledTas
 		var id, name, cron text
 		var enabled flag
 		var created timestamp
-		v.rows(ctx, OpScheduledTasks, v.s.q.scheduledTasks, []sql.Scanner{&id, &name, &cron, &enabled, &created}, func() bool {
-			return yield(export.ScheduledTask{ID: string(id), Name: string(name), CronSchedule: string(cron),
-				Enabled: bool(enabled), CreatedAt: created.t}, nil)
-		}, func(err error) { yield(export.ScheduledTask{}, err) })
+		var f [5]string
+		err := v.section(ctx, &v.s.q.scheduledTasks, []sql.Scanner{&id, &name, &cron, &enabled, &created},
+			func(p *packedRow) bool {
+				if !p.split(f[:]) {
+					return false
+				}
+				id, name, cron = text(f[0]), text(f[1]), text(f[2])
+				return unpackFlag(&enabled, f[3]) && unpackTime(&created, f[4])
+			},
+			func() bool {
+				return yield(export.ScheduledTask{ID: string(id), Name: string(name), CronSchedule: string(cron),
+					Enabled: bool(enabled), CreatedAt: created.t}, nil)
+			})
+		if err != nil {
+			yield(export.ScheduledTask{}, &Error{Op: OpScheduledTasks, Err: err})
+		}
 	}
 }
 
@@ -194,25 +225,32 @@ func (v *view) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error] 
 		var id, name text
 		var enabled flag
 		var created timestamp
-		v.rows(ctx, OpWorkflows, v.s.q.workflows, []sql.Scanner{&id, &name, &enabled, &created}, func() bool {
-			return yield(export.Workflow{ID: string(id), Name: string(name), Enabled: bool(enabled), CreatedAt: created.t}, nil)
-		}, func(err error) { yield(export.Workflow{}, err) })
-	}
-}
-
-// rows runs one section's query and scans each row into dest, calling
-// row after each scan until it returns false (the caller broke out). Any
-// failure, including one from closing the rows, goes to fail as an *Error
-// for op. Rows stream: one row is held at a time.
-func (v *view) rows(ctx context.Context, op, query string, dest []sql.Scanner, row func() bool, fail func(error)) {
-	if err := v.each(ctx, query, v.args, dest, func(*driverRows) bool { return row() }); err != nil {
-		fail(&Error{Op: op, Err: err})
+		var f [4]string
+		err := v.section(ctx, &v.s.q.workflows, []sql.Scanner{&id, &name, &enabled, &created},
+			func(p *packedRow) bool {
+				if !p.split(f[:]) {
+					return false
+				}
+				id, name = text(f[0]), text(f[1])
+				return unpackFlag(&enabled, f[2]) && unpackTime(&created, f[3])
+			},
+			func() bool {
+				return yield(export.Workflow{ID: string(id), Name: string(name), Enabled: bool(enabled), CreatedAt: created.t}, nil)
+			})
+		if err != nil {
+			yield(export.Workflow{}, &Error{Op: OpWorkflows, Err: err})
+		}
 	}
 }
 
 // each runs query with args and scans each row into dest, calling row
 // after each until it returns false.
-func (v *view) each(ctx context.Context, query string, args []any, dest []sql.Scanner, row func(*driverRows) bool) (err error) {
+func (v *view) each(ctx context.Context, query string, args []any, dest []sql.Scanner, row func(*driverRows) bool) error {
+	return v.eachFrom(ctx, query, args, dest, 0, row)
+}
+
+// eachFrom is each after reading past the first skip rows unscanned.
+func (v *view) eachFrom(ctx context.Context, query string, args []any, dest []sql.Scanner, skip int, row func(*driverRows) bool) (err error) {
 	switch {
 	case v.closed:
 		return errViewClosed
@@ -238,6 +276,13 @@ func (v *view) each(ctx context.Context, query string, args []any, dest []sql.Sc
 		// so that the export stops at once when ctx ends.
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if skip > 0 {
+			skip--
+			if more, err := rows.next(nil); err != nil || !more {
+				return err
+			}
+			continue
 		}
 		more, err := rows.next(dest)
 		if err != nil || !more {
@@ -269,10 +314,22 @@ func (s *Store) Check(ctx context.Context) error {
 				return &Error{Op: OpBegin, Err: fmt.Errorf("the driver opened a transaction with isolation %q and read-only %q, not \"repeatable read\" and \"on\": it ignores database/sql's transaction options", isolation, readOnly)}
 			}
 		}
-		for _, q := range []struct{ op, query string }{
-			{OpUser, s.q.user}, {OpAgents, s.q.agents}, {OpScheduledTasks, s.q.scheduledTasks}, {OpWorkflows, s.q.workflows},
-		} {
-			if err := v.each(ctx, q.query, v.args, nil, func(*driverRows) bool { return true }); err != nil {
+		if err := v.each(ctx, s.q.user, v.args, nil, func(*driverRows) bool { return true }); err != nil {
+			return &Error{Op: OpUser, Err: err}
+		}
+		for _, q := range []*sectionQuery{&s.q.agents, &s.q.scheduledTasks, &s.q.workflows} {
+			if err := v.each(ctx, q.plain, v.args, nil, func(*driverRows) bool { return true }); err != nil {
+				return &Error{Op: q.op, Err: err}
+			}
+			if q.packed == "" {
+				continue
+			}
+			// The packed form too, where a large export would use it.
+			ok, err := v.canPack(ctx, q)
+			if err == nil && ok {
+				err = v.each(ctx, q.packed, v.args, nil, func(*driverRows) bool { return true })
+			}
+			if err != nil {
 				return &Error{Op: q.op, Err: err}
 			}
 		}

@@ -1,0 +1,12 @@
+package sqlstore
+
+// SetPacking turns packed reading (packed.go) on or off, so that tests
+// can compare the two.
+func SetPacking(s *Store, on bool) { s.noPack = !on }
+
+// OnPack sets a function told, by Op, when a section switches to packed
+// reading.
+func OnPack(s *Store, f func(op string)) { s.onPack = f }
+
+// PackAfter is how many rows of a section are read per column first.
+const PackAfter = packAfter
