@@ -88,6 +88,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"CanceledDuringView", testCanceledDuring},
 		{"ConcurrentViews", testConcurrentViews},
 		{"ConsistentUnderConcurrentWrites", testConsistency},
+		{"LargeSectionsWithWritesMidRead", testLargeSections},
 		{"AddedSection", testAddedSection},
 		{"AddedSectionInTheSameView", testAddedSectionSameView},
 	}
@@ -741,4 +742,105 @@ func (t lateTx) Workflows(ctx context.Context) iter.Seq2[export.Workflow, error]
 		}
 	}
 	return t.Tx.Workflows(ctx)
+}
+
+// largeSection is how many records per section testLargeSections writes:
+// more than a store reads before changing how it reads (sqlstore's
+// packed rows switch after 1,024).
+const largeSection = 1500
+
+// testLargeSections reads sections of largeSection records while, midway
+// through each, another writer adds a record of the user's that sorts
+// first, changes nothing else, and adds a record of another user's: the
+// view must hold exactly the records committed before it began, in
+// order, whatever the store does in the middle of a large section.
+func testLargeSections(t *testing.T, s *suite) {
+	ctx := ctxFor(t)
+	u, other := s.newUser(t, "large"), s.newUser(t, "large2")
+	id := func(k int) string { return fmt.Sprintf("%s%05d", s.id("r"), k) }
+	at := func(k int) time.Time { return base.Add(time.Duration(k) * time.Second) }
+	for k := range largeSection {
+		must(t, s.h.Fixture.PutAgent(ctx, u.ID, export.Agent{ID: id(k), Name: "agent", Model: "m", Status: "s", CreatedAt: at(k), UpdatedAt: at(k + 1)}))
+		must(t, s.h.Fixture.PutScheduledTask(ctx, u.ID, export.ScheduledTask{ID: id(k), Name: "task", CronSchedule: "* * * * *", Enabled: k%2 == 0, CreatedAt: at(k)}))
+		must(t, s.h.Fixture.PutWorkflow(ctx, u.ID, export.Workflow{ID: id(k), Name: "flow", Enabled: k%3 == 0, CreatedAt: at(k)}))
+	}
+	midway := largeSection * 4 / 5
+	writes := 0
+	write := func(section string) error {
+		writes++
+		early := base.Add(-time.Hour)
+		late := id(largeSection + writes)
+		var err error
+		switch section {
+		case "agents":
+			err = errors.Join(s.h.Fixture.PutAgent(ctx, u.ID, export.Agent{ID: late, CreatedAt: early, UpdatedAt: early}),
+				s.h.Fixture.PutAgent(ctx, other.ID, export.Agent{ID: late + "x", CreatedAt: early, UpdatedAt: early}))
+		case "tasks":
+			err = errors.Join(s.h.Fixture.PutScheduledTask(ctx, u.ID, export.ScheduledTask{ID: late, CreatedAt: early}),
+				s.h.Fixture.PutScheduledTask(ctx, other.ID, export.ScheduledTask{ID: late + "x", CreatedAt: early}))
+		default:
+			err = errors.Join(s.h.Fixture.PutWorkflow(ctx, u.ID, export.Workflow{ID: late, CreatedAt: early}),
+				s.h.Fixture.PutWorkflow(ctx, other.ID, export.Workflow{ID: late + "x", CreatedAt: early}))
+		}
+		return err
+	}
+	var agents, tasks, workflows []string
+	err := s.h.Store.View(ctx, u.ID, func(tx export.Tx) error {
+		for a, err := range tx.Agents(ctx) {
+			if err != nil {
+				return err
+			}
+			if agents = append(agents, a.ID); len(agents) == midway {
+				if err := write("agents"); err != nil {
+					return err
+				}
+			}
+			if a.Name != "agent" || a.Model != "m" || a.Status != "s" || !a.UpdatedAt.Equal(at(len(agents)).Truncate(s.h.Precision)) {
+				return fmt.Errorf("agent %d read as %+v", len(agents)-1, a)
+			}
+		}
+		for x, err := range tx.ScheduledTasks(ctx) {
+			if err != nil {
+				return err
+			}
+			if tasks = append(tasks, x.ID); len(tasks) == midway {
+				if err := write("tasks"); err != nil {
+					return err
+				}
+			}
+			if x.Enabled != ((len(tasks)-1)%2 == 0) || x.CronSchedule != "* * * * *" {
+				return fmt.Errorf("scheduled task %d read as %+v", len(tasks)-1, x)
+			}
+		}
+		for w, err := range tx.Workflows(ctx) {
+			if err != nil {
+				return err
+			}
+			if workflows = append(workflows, w.ID); len(workflows) == midway {
+				if err := write("workflows"); err != nil {
+					return err
+				}
+			}
+			if w.Enabled != ((len(workflows)-1)%3 == 0) {
+				return fmt.Errorf("workflow %d read as %+v", len(workflows)-1, w)
+			}
+		}
+		return nil
+	})
+	must(t, err)
+	if writes != 3 {
+		t.Fatalf("%d writes ran midway, want 3", writes)
+	}
+	for name, got := range map[string][]string{"agents": agents, "scheduled tasks": tasks, "workflows": workflows} {
+		if len(got) != largeSection {
+			t.Errorf("%s: read %d records, want the %d committed before the view", name, len(got), largeSection)
+			continue
+		}
+		for k, g := range got {
+			if g != id(k) {
+				t.Errorf("%s[%d] = %q, want %q", name, k, g, id(k))
+				break
+			}
+		}
+	}
 }
