@@ -10,3 +10,9 @@ func OnPack(s *Store, f func(op string)) { s.onPack = f }
 
 // PackAfter is how many rows of a section are read per column first.
 const PackAfter = packAfter
+
+// PackedQueries returns the packed form of each section's query, "" where
+// the dialect has none.
+func PackedQueries(s *Store) []string {
+	return []string{s.q.agents.packed, s.q.scheduledTasks.packed, s.q.workflows.packed}
+}

@@ -227,12 +227,11 @@ func TestSmallSectionsNeverPack(t *testing.T) {
 	require.Empty(t, sections)
 }
 
-// The packing steps' SQL on SQLite with the Prisma layout.
+// The packing checks' SQL on SQLite (the packed queries are in sqlText).
 const (
 	sqlVersion   = "SELECT sqlite_version(), (SELECT encoding FROM pragma_encoding)"
 	sqlTableList = "SELECT type FROM pragma_table_list WHERE name = ? COLLATE NOCASE"
 	sqlTableInfo = "SELECT name, type FROM pragma_table_info(?)"
-	sqlPacked    = "SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `createdAt`, `updatedAt`) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY"
 )
 
 // TestPackingFaults injects an error at every step of switching a large
@@ -313,7 +312,9 @@ func TestPackingFaults(t *testing.T) {
 				{stepTableList, func() *sqlmock.ExpectedQuery { return m.mock.ExpectQuery(sqlTableList).WithArgs("Agent") },
 					sqlmock.NewRows([]string{"type"}).AddRow("table")},
 				{stepTableInfo, func() *sqlmock.ExpectedQuery { return m.mock.ExpectQuery(sqlTableInfo).WithArgs("Agent") }, tableInfo()},
-				{stepPacked, func() *sqlmock.ExpectedQuery { return m.mock.ExpectQuery(sqlPacked).WithArgs(m.args()...) }, packedRows()},
+				{stepPacked, func() *sqlmock.ExpectedQuery {
+					return m.mock.ExpectQuery(sqlText[spec].packed[0]).WithArgs(m.args()...)
+				}, packedRows()},
 			}
 			for _, q := range queries {
 				if q.s == f.at {

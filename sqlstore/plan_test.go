@@ -30,7 +30,7 @@ func TestIndexServesTheOrderedRead(t *testing.T) {
 				mustExec(t, tdb.db, "SET search_path TO "+strings.TrimSuffix(tdb.schema, "."))
 			}
 			tdb.setup(t, l, sqlfixture.ISOText)
-			for _, q := range []string{c.agents, c.tasks, c.workflows} {
+			for _, q := range append([]string{c.agents, c.tasks, c.workflows}, c.packed...) {
 				var plan []string
 				explain, arg := "EXPLAIN QUERY PLAN ", any(mockUser)
 				if c.dialect == sqlstore.Postgres {

@@ -25,7 +25,8 @@ var sqlText = []struct {
 	dialect                        sqlstore.Dialect
 	layout                         string
 	user, agents, tasks, workflows string
-	twoArgs                        bool // MySQL binds the user ID twice
+	twoArgs                        bool     // MySQL binds the user ID twice
+	packed                         []string // SQLite: the sections' packed queries (packed.go)
 }{
 	{
 		dialect: sqlstore.Postgres, layout: "prisma",
@@ -47,6 +48,11 @@ var sqlText = []struct {
 		agents:    "SELECT `id`, `name`, `model`, `status`, CAST(`createdAt` AS BLOB), CAST(`updatedAt` AS BLOB) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 		tasks:     "SELECT `id`, `name`, `cronSchedule`, `enabled`, CAST(`createdAt` AS BLOB) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 		workflows: "SELECT `id`, `name`, `enabled`, CAST(`createdAt` AS BLOB) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+		packed: []string{
+			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `createdAt`, `updatedAt`) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), `id`, `name`, `cronSchedule`, `enabled`, `createdAt`) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `createdAt`) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+		},
 	},
 	{
 		dialect: sqlstore.SQLite, layout: "snake_case",
@@ -54,6 +60,11 @@ var sqlText = []struct {
 		agents:    "SELECT `id`, `name`, `model`, `status`, CAST(`created_at` AS BLOB), CAST(`updated_at` AS BLOB) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 		tasks:     "SELECT `id`, `name`, `cron_schedule`, `enabled`, CAST(`created_at` AS BLOB) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 		workflows: "SELECT `id`, `name`, `enabled`, CAST(`created_at` AS BLOB) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+		packed: []string{
+			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `created_at`, `updated_at`) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), `id`, `name`, `cron_schedule`, `enabled`, `created_at`) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `created_at`) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+		},
 	},
 	{
 		dialect: sqlstore.MySQL, layout: "prisma", twoArgs: true,
@@ -189,6 +200,11 @@ func TestSQLText(t *testing.T) {
 	for i, c := range sqlText {
 		t.Run(c.dialect.String()+"/"+c.layout, func(t *testing.T) {
 			m := newMocked(t, i)
+			packed := c.packed
+			if packed == nil {
+				packed = []string{"", "", ""}
+			}
+			require.Equal(t, packed, sqlstore.PackedQueries(m.store), "packed queries (read from large sections, see TestPackingFaults)")
 			m.mock.ExpectBegin()
 			m.expectUser().WillReturnRows(m.userRows())
 			m.mock.ExpectQuery(c.agents).WithArgs(m.args()...).WillReturnRows(m.agentRows()).RowsWillBeClosed()
