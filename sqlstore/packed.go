@@ -174,10 +174,7 @@ func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner,
 		}
 		decided = true // switch once each way at most
 		if switchTo {
-			ok, err := v.canPack(ctx, q)
-			if err != nil {
-				return err
-			}
+			ok := v.canPack(ctx, q)
 			switchTo = ok
 			if ok && v.s.onPack != nil {
 				v.s.onPack(q.op)
@@ -188,28 +185,27 @@ func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner,
 }
 
 // canPack reports whether q's section may be read packed (see the top of
-// this file), checking the database once per View.
-func (v *view) canPack(ctx context.Context, q *sectionQuery) (bool, error) {
+// this file), checking the database once per View. A check that fails
+// answers no: packing is a way of reading faster, and must not fail an
+// export that reading per column would not (a real fault of the database
+// shows again in the per-column query).
+func (v *view) canPack(ctx context.Context, q *sectionQuery) bool {
 	if v.packable == nil {
 		v.packable = map[string]bool{}
 		ok, err := v.sqliteCanPack(ctx)
-		if err != nil {
-			return false, err
-		}
-		v.packable[""] = ok
+		v.packable[""] = ok && err == nil
 	}
 	if !v.packable[""] {
-		return false, nil
+		return false
 	}
-	if ok, seen := v.packable[q.op]; seen {
-		return ok, nil
+	ok, seen := v.packable[q.op]
+	if !seen {
+		var err error
+		ok, err = v.tableCanPack(ctx, q)
+		ok = ok && err == nil
+		v.packable[q.op] = ok
 	}
-	ok, err := v.tableCanPack(ctx, q)
-	if err != nil {
-		return false, err
-	}
-	v.packable[q.op] = ok
-	return ok, nil
+	return ok
 }
 
 // sqliteCanPack checks the SQLite version and the database's encoding.

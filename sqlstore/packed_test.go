@@ -235,9 +235,12 @@ const (
 )
 
 // TestPackingFaults injects an error at every step of switching a large
-// section to packed reading (sqlmock, SQLite): each fails the export at
-// the section's stage with the driver's error, and ends the transaction.
-// Without a fault, the switch reads every row once and in order.
+// section to packed reading (sqlmock, SQLite). A failing check (version,
+// table list, column types) makes the section go on per column, and the
+// export succeeds: packing must not add a way to fail. A failing packed
+// query fails the export at the section's stage with the driver's error.
+// Either way the transaction is ended, and a complete export has every
+// row once and in order.
 func TestPackingFaults(t *testing.T) {
 	spec := slicesIndex(t, sqlstore.SQLite, "prisma")
 	n := sqlstore.PackAfter + 3
@@ -274,27 +277,38 @@ func TestPackingFaults(t *testing.T) {
 		none
 	)
 	faults := []struct {
-		name string
-		at   step
-		ruin func(q *sqlmock.ExpectedQuery)
+		name      string
+		at        step
+		ruin      func(q *sqlmock.ExpectedQuery)
+		perColumn bool // the export goes on per column and succeeds
 	}{
-		{"version query", stepVersion, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }},
-		{"table list query", stepTableList, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }},
+		{"version query", stepVersion, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, true},
+		{"old SQLite", stepVersion, func(q *sqlmock.ExpectedQuery) {
+			q.WillReturnRows(sqlmock.NewRows([]string{"v", "e"}).AddRow("3.43.2", "UTF-8"))
+		}, true},
+		{"table list query", stepTableList, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, true},
 		{"table list row error", stepTableList, func(q *sqlmock.ExpectedQuery) {
 			q.WillReturnRows(sqlmock.NewRows([]string{"type"}).AddRow("table").RowError(0, errDriver))
-		}},
-		{"table info query", stepTableInfo, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }},
-		{"packed query", stepPacked, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }},
+		}, true},
+		{"a view", stepTableList, func(q *sqlmock.ExpectedQuery) {
+			q.WillReturnRows(sqlmock.NewRows([]string{"type"}).AddRow("view"))
+		}, true},
+		{"table info query", stepTableInfo, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, true},
+		{"an untyped name column", stepTableInfo, func(q *sqlmock.ExpectedQuery) {
+			q.WillReturnRows(sqlmock.NewRows([]string{"name", "type"}).AddRow("id", "TEXT").AddRow("name", "").
+				AddRow("model", "TEXT").AddRow("status", "TEXT"))
+		}, true},
+		{"packed query", stepPacked, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, false},
 		{"packed row error while skipping", stepPacked, func(q *sqlmock.ExpectedQuery) {
 			q.WillReturnRows(packedRows().RowError(10, errDriver))
-		}},
+		}, false},
 		{"packed row error after the skip", stepPacked, func(q *sqlmock.ExpectedQuery) {
 			q.WillReturnRows(packedRows().RowError(sqlstore.PackAfter+1, errDriver))
-		}},
+		}, false},
 		{"packed close error", stepPacked, func(q *sqlmock.ExpectedQuery) {
 			q.WillReturnRows(packedRows().CloseError(errDriver))
-		}},
-		{"no fault", none, nil},
+		}, false},
+		{"no fault", none, nil, false},
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
@@ -319,12 +333,18 @@ func TestPackingFaults(t *testing.T) {
 			for _, q := range queries {
 				if q.s == f.at {
 					f.ruin(q.expect())
-					m.mock.ExpectRollback()
+					if f.perColumn {
+						// The section is read per column from the start
+						// again, past the rows already handed on.
+						m.mock.ExpectQuery(sqlText[spec].agents).WithArgs(m.args()...).WillReturnRows(plainRows())
+					} else {
+						m.mock.ExpectRollback()
+					}
 					break
 				}
 				q.expect().WillReturnRows(q.rows)
 			}
-			if f.at == none {
+			if f.at == none || f.perColumn {
 				m.mock.ExpectQuery(sqlText[spec].tasks).WithArgs(m.args()...).WillReturnRows(m.taskRows())
 				m.mock.ExpectQuery(sqlText[spec].workflows).WithArgs(m.args()...).WillReturnRows(m.workflowRows())
 				m.mock.ExpectCommit()
@@ -332,7 +352,7 @@ func TestPackingFaults(t *testing.T) {
 			var buf bytes.Buffer
 			_, err := export.NewExporter(m.store).Export(context.Background(), &buf, export.Request{UserID: mockUser, ExportedAt: mockAt})
 			require.NoError(t, m.mock.ExpectationsWereMet(), "the transaction must be ended")
-			if f.at == none {
+			if f.at == none || f.perColumn {
 				require.NoError(t, err)
 				doc, err := export.Decode(&buf)
 				require.NoError(t, err)

@@ -325,12 +325,10 @@ func (s *Store) Check(ctx context.Context) error {
 				continue
 			}
 			// The packed form too, where a large export would use it.
-			ok, err := v.canPack(ctx, q)
-			if err == nil && ok {
-				err = v.each(ctx, q.packed, v.args, nil, func(*driverRows) bool { return true })
-			}
-			if err != nil {
-				return &Error{Op: q.op, Err: err}
+			if v.canPack(ctx, q) {
+				if err := v.each(ctx, q.packed, v.args, nil, func(*driverRows) bool { return true }); err != nil {
+					return &Error{Op: q.op, Err: err}
+				}
 			}
 		}
 		return nil
