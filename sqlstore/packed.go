@@ -44,8 +44,9 @@ import (
 // packAfter rows, so the checks (three small queries, once per export)
 // and the switch cost an ordinary account nothing. Switching runs the
 // other query from the start, in the same transaction, and skips the rows
-// already read: the same snapshot and the same ORDER BY give the same rows
-// in the same order.
+// already read: the same snapshot, the same ORDER BY on a unique key
+// (creation time, then ID) and the same index give the same rows in the
+// same order.
 
 // packAfter is how many rows of a section are read per column before the
 // rest is read packed.
@@ -137,11 +138,11 @@ func unpackFlag(f *flag, field string) bool {
 	return true
 }
 
-// section reads one built-in section: per column, then, from packAfter
-// rows on and where packing is exact, packed. scan reads the per-column
-// row into the section's variables through dest; unpack reads a packed
-// row into the same variables, or reports false; row hands the record on
-// and reports whether to go on.
+// section reads one built-in section: per column, then, past packAfter
+// rows and where packing is exact, packed. dest scans a per-column row
+// into the section's variables; unpack reads a packed row into the same
+// variables, or reports false; row hands the record on and reports
+// whether to go on.
 func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner, unpack func(*packedRow) bool, row func() bool) error {
 	done := 0                               // rows handed to row
 	packed := false                         // reading the packed query
@@ -174,9 +175,10 @@ func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner,
 		}
 		decided = true // switch once each way at most
 		if switchTo {
-			ok := v.canPack(ctx, q)
-			switchTo = ok
-			if ok && v.s.onPack != nil {
+			// If packing turns out not to be possible, the per-column
+			// query runs again past the rows already read.
+			switchTo = v.canPack(ctx, q)
+			if switchTo && v.s.onPack != nil {
 				v.s.onPack(q.op)
 			}
 		}
