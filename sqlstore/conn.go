@@ -118,17 +118,23 @@ func (c *dconn) begin(ctx context.Context, opts *sql.TxOptions) error {
 	return nil
 }
 
-// args converts the query's arguments as database/sql would, letting a
-// driver that checks its arguments see them.
+// args converts the query's arguments as database/sql would: the
+// driver's own check if it has one, otherwise (or if it skips) the
+// default conversion (an int becomes an int64).
 func (c *dconn) args(values []any) ([]driver.NamedValue, error) {
 	nvs := make([]driver.NamedValue, len(values))
 	checker, _ := c.ci.(driver.NamedValueChecker)
 	for i, v := range values {
 		nv := driver.NamedValue{Ordinal: i + 1, Value: v}
+		err := driver.ErrSkip
 		if checker != nil {
-			if err := checker.CheckNamedValue(&nv); err != nil && !errors.Is(err, driver.ErrSkip) {
-				return nil, err
-			}
+			err = checker.CheckNamedValue(&nv)
+		}
+		if errors.Is(err, driver.ErrSkip) {
+			nv.Value, err = driver.DefaultParameterConverter.ConvertValue(v)
+		}
+		if err != nil {
+			return nil, err
 		}
 		nvs[i] = nv
 	}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,10 +44,13 @@ import (
 // A section starts per column and switches only when it has more than
 // packAfter rows, so the checks (three small queries, once per export)
 // and the switch cost an ordinary account nothing. Switching runs the
-// other query from the start, in the same transaction, and skips the rows
-// already read: the same snapshot, the same ORDER BY on a unique key
-// (creation time, then ID) and the same index give the same rows in the
-// same order.
+// other query in the same transaction, past the rows already read: the
+// packed query with OFFSET (SQLite steps over those rows in the index
+// without reading them; re-reading them made accounts of a few thousand
+// records slower), the per-column one, after a row it must read, by
+// reading and dropping them. The same snapshot, the same ORDER BY on a
+// unique key (creation time, then ID) and the same index give the same
+// rows in the same order.
 
 // packAfter is how many rows of a section are read per column before the
 // rest is read packed.
@@ -70,6 +74,12 @@ type sectionQuery struct {
 	packed string // one packed column; "" where there is none
 	table  string
 	text   []string // the text columns, which must have TEXT affinity
+}
+
+// packedArgs are the packed query's arguments: the section's, then the
+// OFFSET, the rows already read.
+func packedArgs(args []any, offset int) []any {
+	return append(slices.Clip(args), int64(offset))
 }
 
 // packedRow scans a packed row: ok is false when the driver gave
@@ -149,12 +159,12 @@ func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner,
 	decided := q.packed == "" || v.s.noPack // packing was tried, or is not possible
 	var p packedRow
 	for {
-		query, scan := q.plain, dest
+		query, args, scan, skip := q.plain, v.args, dest, done
 		if packed {
-			query, scan = q.packed, []sql.Scanner{&p}
+			query, args, scan, skip = q.packed, packedArgs(v.args, done), []sql.Scanner{&p}, 0
 		}
 		switchTo, stopped := packed, false
-		err := v.eachFrom(ctx, query, v.args, scan, done, func(*driverRows) bool {
+		err := v.eachFrom(ctx, query, args, scan, skip, func(*driverRows) bool {
 			if !decided && done == packAfter { // there are more: the packed query reads this one again
 				switchTo = true
 				return false

@@ -253,9 +253,9 @@ func TestPackingFaults(t *testing.T) {
 		}
 		return r
 	}
-	packedRows := func() *sqlmock.Rows {
+	packedRows := func() *sqlmock.Rows { // from the OFFSET on
 		r := sqlmock.NewRows([]string{"packed"})
-		for i := range n {
+		for i := sqlstore.PackAfter; i < n; i++ {
 			ts := at(i).Format("2006-01-02 15:04:05.000")
 			r.AddRow(strings.Join([]string{fmt.Sprintf("a%05d", i), "name", "m", "running", ts, ts}, "\x00"))
 		}
@@ -299,11 +299,11 @@ func TestPackingFaults(t *testing.T) {
 				AddRow("model", "TEXT").AddRow("status", "TEXT"))
 		}, true},
 		{"packed query", stepPacked, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, false},
-		{"packed row error while skipping", stepPacked, func(q *sqlmock.ExpectedQuery) {
-			q.WillReturnRows(packedRows().RowError(10, errDriver))
+		{"packed row error on the first row", stepPacked, func(q *sqlmock.ExpectedQuery) {
+			q.WillReturnRows(packedRows().RowError(0, errDriver))
 		}, false},
-		{"packed row error after the skip", stepPacked, func(q *sqlmock.ExpectedQuery) {
-			q.WillReturnRows(packedRows().RowError(sqlstore.PackAfter+1, errDriver))
+		{"packed row error after a row", stepPacked, func(q *sqlmock.ExpectedQuery) {
+			q.WillReturnRows(packedRows().RowError(1, errDriver))
 		}, false},
 		{"packed close error", stepPacked, func(q *sqlmock.ExpectedQuery) {
 			q.WillReturnRows(packedRows().CloseError(errDriver))
@@ -327,7 +327,7 @@ func TestPackingFaults(t *testing.T) {
 					sqlmock.NewRows([]string{"type"}).AddRow("table")},
 				{stepTableInfo, func() *sqlmock.ExpectedQuery { return m.mock.ExpectQuery(sqlTableInfo).WithArgs("Agent") }, tableInfo()},
 				{stepPacked, func() *sqlmock.ExpectedQuery {
-					return m.mock.ExpectQuery(sqlText[spec].packed[0]).WithArgs(m.args()...)
+					return m.mock.ExpectQuery(sqlText[spec].packed[0]).WithArgs(mockUser, sqlstore.PackAfter)
 				}, packedRows()},
 			}
 			for _, q := range queries {

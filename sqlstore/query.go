@@ -33,7 +33,9 @@ func buildQueries(d Dialect, l Layout) queries {
 		from := " FROM " + q(table) + " WHERE " + ownerFilter(d, userID) + " ORDER BY " + order
 		sq := sectionQuery{op: op, plain: "SELECT " + fields + from, table: table, text: text}
 		if d == SQLite {
-			sq.packed = "SELECT " + packedColumn(d, packed...) + from
+			// OFFSET: the switch starts past the rows already read, and
+			// SQLite steps over them in the index without reading them.
+			sq.packed = "SELECT " + packedColumn(d, packed...) + from + " LIMIT -1 OFFSET ?"
 		}
 		return sq
 	}

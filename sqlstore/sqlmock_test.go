@@ -49,9 +49,9 @@ var sqlText = []struct {
 		tasks:     "SELECT `id`, `name`, `cronSchedule`, `enabled`, CAST(`createdAt` AS BLOB) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 		workflows: "SELECT `id`, `name`, `enabled`, CAST(`createdAt` AS BLOB) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 		packed: []string{
-			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `createdAt`, `updatedAt`) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
-			"SELECT concat_ws(char(0), `id`, `name`, `cronSchedule`, `enabled`, `createdAt`) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
-			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `createdAt`) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `createdAt`, `updatedAt`) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
+			"SELECT concat_ws(char(0), `id`, `name`, `cronSchedule`, `enabled`, `createdAt`) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
+			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `createdAt`) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
 		},
 	},
 	{
@@ -61,9 +61,9 @@ var sqlText = []struct {
 		tasks:     "SELECT `id`, `name`, `cron_schedule`, `enabled`, CAST(`created_at` AS BLOB) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 		workflows: "SELECT `id`, `name`, `enabled`, CAST(`created_at` AS BLOB) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 		packed: []string{
-			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `created_at`, `updated_at`) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
-			"SELECT concat_ws(char(0), `id`, `name`, `cron_schedule`, `enabled`, `created_at`) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
-			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `created_at`) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `created_at`, `updated_at`) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
+			"SELECT concat_ws(char(0), `id`, `name`, `cron_schedule`, `enabled`, `created_at`) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
+			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `created_at`) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
 		},
 	},
 	{

@@ -326,7 +326,7 @@ func (s *Store) Check(ctx context.Context) error {
 			}
 			// The packed form too, where a large export would use it.
 			if v.canPack(ctx, q) {
-				if err := v.each(ctx, q.packed, v.args, nil, func(*driverRows) bool { return true }); err != nil {
+				if err := v.each(ctx, q.packed, packedArgs(v.args, 0), nil, func(*driverRows) bool { return true }); err != nil {
 					return &Error{Op: q.op, Err: err}
 				}
 			}
