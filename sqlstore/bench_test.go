@@ -14,33 +14,48 @@ import (
 
 // BenchmarkExport exports one user with 1,000 records per section from
 // each database (PostgreSQL and MySQL when their DSNs are set), through
-// the streaming exporter into io.Discard:
+// the streaming exporter into io.Discard, and, from SQLite, one with
+// 20,000 per section read packed past 1,024 rows (packed.go) and read per
+// column throughout, to compare:
 //
 //	go test ./sqlstore -run '^$' -bench Export -benchmem
 func BenchmarkExport(b *testing.B) {
-	const perSection = 1000
 	for _, d := range databases {
 		b.Run(d.String(), func(b *testing.B) {
-			tdb := openDB(b, d)
-			s, w := tdb.setup(b, sqlstore.PrismaLayout(), sqlfixture.ISOText)
-			seed(b, tdb, w, "bench", perSection)
-			exp := export.NewExporter(s)
-			ctx := context.Background()
-			req := export.Request{UserID: "bench", ExportedAt: time.Now()}
-			b.ReportAllocs()
-			b.ResetTimer()
-			var bytes int64
-			for b.Loop() {
-				res, err := exp.Export(ctx, io.Discard, req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				bytes = res.Bytes
-			}
-			b.SetBytes(bytes)
-			b.ReportMetric(float64(3*perSection*b.N)/b.Elapsed().Seconds(), "records/s")
+			benchExport(b, d, 1000, true)
 		})
 	}
+	for _, packed := range []bool{true, false} {
+		name := "sqlite/20000/packed"
+		if !packed {
+			name = "sqlite/20000/per-column"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchExport(b, sqlstore.SQLite, 20000, packed)
+		})
+	}
+}
+
+func benchExport(b *testing.B, d sqlstore.Dialect, perSection int, packed bool) {
+	tdb := openDB(b, d)
+	s, w := tdb.setup(b, sqlstore.PrismaLayout(), sqlfixture.ISOText)
+	sqlstore.SetPacking(s, packed)
+	seed(b, tdb, w, "bench", perSection)
+	exp := export.NewExporter(s)
+	ctx := context.Background()
+	req := export.Request{UserID: "bench", ExportedAt: time.Now()}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var bytes int64
+	for b.Loop() {
+		res, err := exp.Export(ctx, io.Discard, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes = res.Bytes
+	}
+	b.SetBytes(bytes)
+	b.ReportMetric(float64(3*perSection*b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // seed writes a user with n records per section in one transaction.
