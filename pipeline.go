@@ -83,6 +83,17 @@ func (p *pipe[T]) add(rec T) bool {
 	if !p.running {
 		p.start()
 	}
+	// Stop at once if writing has failed: the writer goes on taking
+	// batches (so that this side never blocks), and a select between
+	// handing one over and the failure picks either when both are ready,
+	// so without this check reading went on for a few more batches at
+	// random (TestPipelineFailures saw 20,480 records read where about
+	// 11,000 were written).
+	select {
+	case <-p.failed:
+		return false
+	default:
+	}
 	select {
 	case p.full <- p.batch:
 		// The batch is the writer's now: it must not be sent again by
