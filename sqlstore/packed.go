@@ -17,9 +17,10 @@ import (
 // the rows. So a large section goes on with a second form of its query,
 // the same FROM, WHERE and ORDER BY, that selects one column instead of
 // several, concat_ws(char(0), a, b, ...), split here at the NULs. On the
-// 300,000-record account it took about 0.92 of the time (median of 8
-// interleaved runs of 5 exports each; concat() with char(0) between the
-// values, which keeps NULLs in place, gained half as much).
+// 300,000-record account of benchexport's file it took about 0.92 of the
+// time (median of 8 interleaved runs of 5 in-process exports;
+// concat() with char(0) between the values, which keeps NULLs in place,
+// gained half as much). BenchmarkExport compares the two readings.
 //
 // The values must come out exactly as the per-column query gives them, so
 // packing is used only where it provably does:
@@ -46,9 +47,10 @@ import (
 // and the switch cost an ordinary account nothing. Switching runs the
 // other query in the same transaction, past the rows already read: the
 // packed query with OFFSET (SQLite steps over those rows in the index
-// without reading them; re-reading them made accounts of a few thousand
-// records slower), the per-column one, after a row it must read, by
-// reading and dropping them. The same snapshot, the same ORDER BY on a
+// without reading them; reading them again costs about what reading
+// them did, more than packing saves on a few thousand rows), the
+// per-column one, after a row it must read, by reading and dropping
+// them. The same snapshot, the same ORDER BY on a
 // unique key (creation time, then ID) and the same index give the same
 // rows in the same order.
 
