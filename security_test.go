@@ -100,8 +100,13 @@ func TestAuditEventPerOutcome(t *testing.T) {
 	srv.Close() // waits for every handler, so every event is in
 
 	// A streamed export that fails cuts its connection before its handler
-	// returns, so srv.Close does not wait for that one: wait for its event.
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 7 }, 10*time.Second, 5*time.Millisecond)
+	// returns, so srv.Close does not wait for that one: wait for its event
+	// and its log line (which may come in either order).
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) >= 7 && strings.Count(logs.String(), `"msg":"export"`) >= 7
+	}, 10*time.Second, 5*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	slices.SortStableFunc(events, func(a, b export.Event) int { return cmp.Compare(order[a.Outcome], order[b.Outcome]) })
