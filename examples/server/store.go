@@ -102,15 +102,19 @@ func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout s
 		return nil, err
 	}
 	d := &demoData{store: store, db: db}
-	if store.Check(ctx) != nil {
+	warnings, err := store.Check(ctx)
+	if err != nil {
 		// Some table or column is missing: create what is missing.
 		if err := sqlstore.CreateTables(ctx, db, dialect, layout); err != nil {
 			return nil, err
 		}
 		d.notes = append(d.notes, "created the "+layoutName+" tables")
-		if err := store.Check(ctx); err != nil {
+		if warnings, err = store.Check(ctx); err != nil {
 			return nil, fmt.Errorf("the tables do not match the layout: %w", err)
 		}
+	}
+	for _, w := range warnings { // a missing index, say: exports work, slower
+		d.notes = append(d.notes, "warning: "+w.String())
 	}
 	w := &sqlfixture.Writer{DB: db, Dialect: dialect, Layout: layout}
 	users, err := w.UserIDs(ctx, 5)
