@@ -53,7 +53,7 @@ func (v *view) adviseIndexes(ctx context.Context, used []string) []Warning {
 			// The plan's text is the last column: SQLite's detail,
 			// PostgreSQL's one QUERY PLAN column.
 			var detail text
-			if err := detail.Scan(r.vals[len(r.vals)-1]); err == nil {
+			if err := detail.Scan(r.value(r.width() - 1)); err == nil {
 				lines = append(lines, string(detail))
 			}
 			return true

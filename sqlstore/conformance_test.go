@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentbot/export/internal/sqlfixture"
 	"github.com/agentbot/export/sqlstore"
+	"github.com/agentbot/export/sqlstore/pgxrows"
 	"github.com/agentbot/export/storetest"
 )
 
@@ -18,23 +19,36 @@ func TestConformance(t *testing.T) {
 		name   string
 		layout sqlstore.Layout
 		times  sqlfixture.TimeForm
+		opts   []sqlstore.Option
 	}
 	for _, d := range databases {
 		variants := []variant{
-			{"prisma", sqlstore.PrismaLayout(), sqlfixture.ISOText},
-			{"snake_case", sqlstore.SnakeCaseLayout(), sqlfixture.ISOText},
+			{"prisma", sqlstore.PrismaLayout(), sqlfixture.ISOText, nil},
+			{"snake_case", sqlstore.SnakeCaseLayout(), sqlfixture.ISOText, nil},
+			// Read through pgx's own rows on PostgreSQL; elsewhere the
+			// reader declines the connection and database/sql reads.
+			{"prisma/pgxrows", sqlstore.PrismaLayout(), sqlfixture.ISOText, []sqlstore.Option{pgxrows.Option()}},
+		}
+		if d == sqlstore.Postgres {
+			variants = append(variants, variant{"snake_case/pgxrows", sqlstore.SnakeCaseLayout(), sqlfixture.ISOText, []sqlstore.Option{pgxrows.Option()}})
 		}
 		if d == sqlstore.SQLite {
 			variants = append(variants,
-				variant{"prisma/unix-millis", sqlstore.PrismaLayout(), sqlfixture.UnixMillis},
-				variant{"prisma/offset-text", sqlstore.PrismaLayout(), sqlfixture.OffsetText},
-				variant{"prisma/go-string", sqlstore.PrismaLayout(), sqlfixture.GoString})
+				variant{"prisma/unix-millis", sqlstore.PrismaLayout(), sqlfixture.UnixMillis, nil},
+				variant{"prisma/offset-text", sqlstore.PrismaLayout(), sqlfixture.OffsetText, nil},
+				variant{"prisma/go-string", sqlstore.PrismaLayout(), sqlfixture.GoString, nil})
 		}
 		t.Run(d.String(), func(t *testing.T) {
 			for _, v := range variants {
 				t.Run(v.name, func(t *testing.T) {
 					tdb := openDB(t, d)
 					s, w := tdb.setup(t, v.layout, v.times)
+					if v.opts != nil {
+						var err error
+						if s, err = sqlstore.New(tdb.db, d, append([]sqlstore.Option{sqlstore.WithLayout(s.Layout())}, v.opts...)...); err != nil {
+							t.Fatal(err)
+						}
+					}
 					notes := notesTable(t, tdb)
 					storetest.Run(t, func(t *testing.T) storetest.Harness {
 						return storetest.Harness{Store: s, Fixture: w, Precision: w.Precision(), Notes: notes}

@@ -42,7 +42,7 @@ func Section(name, query string) export.Section {
 				return
 			}
 			err := v.each(ctx, query, v.args[:1], nil, func(r *driverRows) bool {
-				return yield(record(r.rows.Columns(), r.vals), nil)
+				return yield(record(r.columns(), r.values()), nil)
 			})
 			if err != nil {
 				yield(nil, &Error{Op: op, Err: err})

@@ -20,6 +20,7 @@ type Store struct {
 	layout  Layout
 	txOpts  *sql.TxOptions
 	q       queries
+	reader  RowReader // nil: database/sql's driver interface
 
 	// plan is what packed.go's checks found for the schema version
 	// last seen.
@@ -110,6 +111,7 @@ func (s *Store) View(ctx context.Context, userID string, fn func(export.Tx) erro
 		}
 	}()
 	return withTx(ctx, s.db, s.txOpts, true, func(c *dconn) error {
+		c.reader = s.reader
 		v = &view{s: s, c: c, args: s.args(userID)}
 		if err := v.readUser(ctx, userID); err != nil {
 			return err
@@ -314,6 +316,7 @@ func (v *view) eachFrom(ctx context.Context, query string, args []any, dest []sq
 func (s *Store) Check(ctx context.Context) ([]Warning, error) {
 	var warnings []Warning
 	err := withTx(ctx, s.db, s.txOpts, false, func(c *dconn) error {
+		c.reader = s.reader
 		v := &view{s: s, c: c, args: s.args("")}
 		if s.dialect == Postgres {
 			var isolation, readOnly text

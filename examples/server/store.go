@@ -16,6 +16,7 @@ import (
 	"github.com/agentbot/export"
 	"github.com/agentbot/export/internal/sqlfixture"
 	"github.com/agentbot/export/sqlstore"
+	"github.com/agentbot/export/sqlstore/pgxrows"
 )
 
 const (
@@ -97,7 +98,12 @@ func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout s
 	if err := db.PingContext(ctx); err != nil {
 		return nil, err
 	}
-	store, err := sqlstore.New(db, dialect, sqlstore.WithLayout(layout))
+	opts := []sqlstore.Option{sqlstore.WithLayout(layout)}
+	if dialect == sqlstore.Postgres {
+		// pgx's database/sql driver: read the rows through pgx itself.
+		opts = append(opts, pgxrows.Option())
+	}
+	store, err := sqlstore.New(db, dialect, opts...)
 	if err != nil {
 		return nil, err
 	}
