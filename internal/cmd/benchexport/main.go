@@ -201,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var node *nodeRoute
 	nodeNote := ""
 	if cfg.postgres != "" && !cfg.skipNode {
-		node, nodeNote = setupNode(ctx, work, stderr)
+		node, nodeNote = setupNode(ctx, work, cfg.postgres, stderr)
 	}
 
 	for _, m := range all {

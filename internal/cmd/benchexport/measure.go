@@ -160,18 +160,9 @@ func (r *runner) verifyUser(ds dataset, lib *process, user string) error {
 		return err
 	}
 	defer naive.stop()
-	cookie, err := login(r.ctx, lib.addr, user)
+	doc, err := r.libraryDocument(lib, user)
 	if err != nil {
 		return err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, _, err := fetch(r.ctx, lib.addr, cookie, pw)
-		pw.CloseWithError(err)
-	}()
-	doc, err := export.Decode(pr)
-	if err != nil {
-		return fmt.Errorf("the library's export does not decode: %w", err)
 	}
 	var want strings.Builder
 	if status, _, err := fetch(r.ctx, naive.addr, nil, &want); err != nil || status != 200 {
@@ -195,6 +186,28 @@ func (r *runner) verifyUser(ds dataset, lib *process, user string) error {
 		return fmt.Errorf("the library's export has %d lines, the naive one %d", len(got), len(wantLines))
 	}
 	return nil
+}
+
+// libraryDocument signs in to the example server as user and decodes its
+// export.
+func (r *runner) libraryDocument(lib *process, user string) (*export.Document, error) {
+	cookie, err := login(r.ctx, lib.addr, user)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		status, _, err := fetch(r.ctx, lib.addr, cookie, pw)
+		if err == nil && status != 200 {
+			err = fmt.Errorf("status %d", status)
+		}
+		pw.CloseWithError(err)
+	}()
+	doc, err := export.Decode(pr)
+	if err != nil {
+		return nil, fmt.Errorf("the library's export does not decode: %w\n%s", err, lib.logTail())
+	}
+	return doc, nil
 }
 
 // checkIndexes fails unless the section tables carry exactly the
