@@ -73,6 +73,7 @@ type dataset struct {
 	shape      shape
 	userID     string // the big account
 	perSection int    // its records per section
+	server     string // MySQL: "MySQL" or "MariaDB", from VERSION()
 }
 
 // dbArgs are the flags that point the example server (and the child
@@ -90,7 +91,10 @@ func (ds dataset) dbArgs() []string {
 // title names the dataset in the report: "SQLite, the application's own
 // indexes".
 func (ds dataset) title() string {
-	name := map[sqlstore.Dialect]string{sqlstore.SQLite: "SQLite", sqlstore.Postgres: "PostgreSQL", sqlstore.MySQL: "MariaDB"}[ds.dialect]
+	name := map[sqlstore.Dialect]string{sqlstore.SQLite: "SQLite", sqlstore.Postgres: "PostgreSQL", sqlstore.MySQL: "MySQL"}[ds.dialect]
+	if ds.server != "" {
+		name = ds.server
+	}
 	return name + ", " + ds.variant.describe()
 }
 
@@ -107,12 +111,17 @@ func otherUserID(i int) string { return fmt.Sprintf("clbenchotheraccount%06d", i
 // as Prisma names them for @@index([userId]).
 var sectionIndexes = []string{"Agent_userId_idx", "ScheduledTask_userId_idx", "Workflow_userId_idx"}
 
-// ownIndexStatements creates them; prefix is "" or a quoted schema and a dot.
-func ownIndexStatements(prefix string) []string {
+// ownIndexStatements creates them; prefix is "" or a quoted schema and a
+// dot.
+func ownIndexStatements(d sqlstore.Dialect, prefix string) []string {
+	q := func(s string) string { return `"` + s + `"` }
+	if d == sqlstore.MySQL {
+		q = func(s string) string { return "`" + s + "`" }
+	}
 	var stmts []string
 	for _, idx := range sectionIndexes {
 		table, _, _ := strings.Cut(idx, "_")
-		stmts = append(stmts, `CREATE INDEX "`+idx+`" ON `+prefix+`"`+table+`"("userId")`)
+		stmts = append(stmts, "CREATE INDEX "+q(idx)+" ON "+prefix+q(table)+"("+q("userId")+")")
 	}
 	return stmts
 }
@@ -134,6 +143,17 @@ func compositeIndexStatements(d sqlstore.Dialect, schema string) ([]string, erro
 	for _, s := range stmts {
 		if strings.HasPrefix(s, "CREATE INDEX") {
 			out = append(out, s)
+		}
+		// MySQL's are in the CREATE TABLE (there is no CREATE INDEX IF
+		// NOT EXISTS): "  INDEX `name` (cols),".
+		if d == sqlstore.MySQL {
+			head, _, _ := strings.Cut(s, "\n")
+			table := strings.TrimSuffix(strings.TrimPrefix(head, "CREATE TABLE IF NOT EXISTS "), " (")
+			for line := range strings.Lines(s) {
+				if line = strings.TrimSpace(line); strings.HasPrefix(line, "INDEX ") {
+					out = append(out, "ALTER TABLE "+table+" ADD "+strings.TrimSuffix(line, ","))
+				}
+			}
 		}
 	}
 	if len(out) != 3 {
@@ -245,7 +265,7 @@ func buildSQLite(ctx context.Context, path string, sh shape) error {
 		return err
 	}
 	defer db.Close()
-	for _, stmt := range append(sqlfixture.AppSchema(sqlstore.SQLite, ""), ownIndexStatements("")...) {
+	for _, stmt := range append(sqlfixture.AppSchema(sqlstore.SQLite, ""), ownIndexStatements(sqlstore.SQLite, "")...) {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return err
 		}

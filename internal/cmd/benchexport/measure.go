@@ -221,8 +221,8 @@ func (r *runner) checkIndexes(ds dataset) error {
 		names, err = sqliteIndexes(r.ctx, ds.path)
 	case sqlstore.Postgres:
 		names, err = postgresIndexes(r.ctx, ds.dsn, ds.schema)
-	default:
-		return nil
+	case sqlstore.MySQL:
+		names, err = mysqlIndexes(r.ctx, ds.dsn, ds.schema)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: listing the indexes: %w", ds.title(), err)

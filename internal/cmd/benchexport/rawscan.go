@@ -30,7 +30,7 @@ func queriesFor(d sqlstore.Dialect) queries {
 	}
 	order := "ORDER BY `createdAt`, `id`"
 	if d == sqlstore.MySQL {
-		order = "ORDER BY `createdAt`, `id` COLLATE utf8mb4_bin"
+		order = "ORDER BY `createdAt`, CAST(`id` AS BINARY)" // as the library orders
 	}
 	return queries{
 		user: "SELECT `id`, `email`, `name`, `plan`, `role`, `referralCode`, `referralCredits` FROM `User` WHERE `id` = ?",
