@@ -5,15 +5,29 @@
 //     slices, json.MarshalIndent, write), served over HTTP the same way;
 //   - raw scan: the three ordered queries scanned into sql.RawBytes with
 //     the driver's default column handling and no JSON at all, the floor
-//     of reading the data through database/sql.
+//     of reading the data through database/sql (pgx's stdlib driver on
+//     PostgreSQL, ordering by "createdAt", id COLLATE "C").
 //
-// It builds SQLite files with the application's tables (once; they are
-// kept in -dir), runs each measurement in a fresh process, and prints the
-// times, the ratios and each process's peak RSS growth, then the same for
-// accounts from 3,000 to 3,000,000 records, then a run of concurrent
-// exports of ordinary accounts. Run it from the module:
+// The data is what adopters have: the application's tables as Prisma
+// makes them, with only its own indexes (@@index([userId])) by default,
+// and realistic rows (a 100,000- and a 20,000-record account among many
+// small ones, interleaved in storage; NULL models and user fields; names
+// to escape; cuid-like IDs; every timestamp form the contract allows).
+// Each comparison runs on two variants: the application's own indexes,
+// and those plus the composite index sqlstore.Schema recommends
+// (-variants, -index). With -postgres it runs on PostgreSQL too (the same
+// data, loaded with COPY into a schema per variant), and there, where
+// node and npm are present, also times the route this library replaces
+// (Node.js, node-postgres). -mysql adds MySQL/MariaDB, without goals.
 //
-//	go run ./internal/cmd/benchexport
+// It builds the data once (SQLite files are kept in -dir, PostgreSQL and
+// MySQL schemas in their databases), runs each measurement in a fresh
+// process, and prints the times, the ratios and each process's peak RSS
+// growth per database and variant, a summary of them side by side, then
+// the same for SQLite accounts from 3,000 to 3,000,000 records, then a
+// run of concurrent exports of ordinary accounts. Run it from the module:
+//
+//	go run ./internal/cmd/benchexport -postgres 'postgres://user@127.0.0.1/db?sslmode=disable'
 //
 // The load subcommand runs many clients against the example server on
 // SQLite and PostgreSQL (see load.go):
@@ -21,7 +35,7 @@
 //	go run ./internal/cmd/benchexport load -postgres DSN
 //
 // It needs Linux (/proc) and the go command (it builds the example
-// server). The first run builds about 2.5 GB of data files, which takes a
+// server). The first run builds about 3 GB of data files, which takes a
 // few minutes; -scale and -rows make it smaller.
 package main
 
