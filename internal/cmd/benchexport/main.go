@@ -270,8 +270,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, m := range all {
 		l, n, w := median(m.lib), median(m.naive), median(m.raw)
 		out("## %s: export of one account of %s records (%s per section)\n\n", m.ds.title(), thousands(3*cfg.rows), thousands(cfg.rows))
-		out("%s; %s of JSON; median time of %d runs, each in a fresh process; peak RSS growth is the worst run's.\n\n",
-			machine(), mb(l.bytes), cfg.runs)
+		out("%s; %s of JSON; median time of %s, each in a fresh process; peak RSS growth is the worst run's.\n\n",
+			machine(), mb(l.bytes), plural(cfg.runs, "run"))
 		out("| | time | vs naive | vs raw scan | peak RSS growth |\n|---|---:|---:|---:|---:|\n")
 		out("| naive: slices + `json.MarshalIndent`, over HTTP | %s | 1.00x | %s | %s |\n", secs(n.dur), ratio(n.dur, w.dur), mb(n.growth))
 		out("| raw scan: 3 queries into `sql.RawBytes`, no JSON | %s | %s | 1.00x | %s |\n", secs(w.dur), ratio(w.dur, n.dur), mb(w.growth))
@@ -282,11 +282,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		out("\n")
 		if m.goals {
-			out("- %.1fx faster than the naive export (goal: at least 3x): %s\n", float64(n.dur)/float64(l.dur), goal(l.dur*3 <= n.dur))
+			out("- %.2fx faster than the naive export (goal: at least 3x): %s\n", float64(n.dur)/float64(l.dur), goal(l.dur*3 <= n.dur))
 			out("- %s the raw scan's time (goal: at most 1.00x): %s\n", ratio(l.dur, w.dur), goal(l.dur <= w.dur))
 			out("- peak RSS grew by %s (goal: at most 32 MB): %s\n", mb(l.growth), goal(l.growth <= 32<<20))
 		} else {
-			out("- %.1fx faster than the naive export, %s the raw scan's time, peak RSS growth %s (reported, no goal)\n",
+			out("- %.2fx faster than the naive export, %s the raw scan's time, peak RSS growth %s (reported, no goal)\n",
 				float64(n.dur)/float64(l.dur), ratio(l.dur, w.dur), mb(l.growth))
 		}
 		if len(m.node) > 0 {
@@ -367,7 +367,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // summary prints the variants side by side, one column each.
 func summary(out func(string, ...any), all []*measured, runs int) {
-	out("## Summary: the %s-record account, median of %d runs\n\n|", thousands(3*all[0].ds.perSection), runs)
+	out("## Summary: the %s-record account, median of %s\n\n|", thousands(3*all[0].ds.perSection), plural(runs, "run"))
 	for _, m := range all {
 		out(" | %s", m.ds.title())
 	}
@@ -420,6 +420,13 @@ func summary(out func(string, ...any), all []*measured, runs int) {
 		})
 	}
 	out("\n")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // machine describes this machine for the report.
