@@ -216,6 +216,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	nodeNote := ""
 	if cfg.postgres != "" && !cfg.skipNode {
 		node, nodeNote = setupNode(ctx, work, cfg.postgres, stderr)
+	} else if cfg.postgres == "" && !cfg.skipNode {
+		fmt.Fprintln(stderr, "note: the original Node.js route is timed on PostgreSQL only (-postgres)")
 	}
 
 	for _, m := range all {
