@@ -108,23 +108,9 @@ const (
 func otherUserID(i int) string { return fmt.Sprintf("clbenchotheraccount%06d", i) }
 
 // sectionIndexes are the application's own indexes on the section tables,
-// as Prisma names them for @@index([userId]).
+// as Prisma names them for @@index([userId]) (sqlfixture.AppSchema makes
+// them with the tables).
 var sectionIndexes = []string{"Agent_userId_idx", "ScheduledTask_userId_idx", "Workflow_userId_idx"}
-
-// ownIndexStatements creates them; prefix is "" or a quoted schema and a
-// dot.
-func ownIndexStatements(d sqlstore.Dialect, prefix string) []string {
-	q := func(s string) string { return `"` + s + `"` }
-	if d == sqlstore.MySQL {
-		q = func(s string) string { return "`" + s + "`" }
-	}
-	var stmts []string
-	for _, idx := range sectionIndexes {
-		table, _, _ := strings.Cut(idx, "_")
-		stmts = append(stmts, "CREATE INDEX "+q(idx)+" ON "+prefix+q(table)+"("+q("userId")+")")
-	}
-	return stmts
-}
 
 // compositeIndexStatements are sqlstore.Schema's CREATE INDEX statements
 // for the Prisma layout, its tables in schema (PostgreSQL) if not "".
@@ -257,15 +243,16 @@ func openBuilding(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// buildSQLite writes the application's tables and its own indexes (both
-// made first, as the application's migrations make them), then the rows.
+// buildSQLite writes the application's tables and its own indexes
+// (sqlfixture.AppSchema: both made first, as the application's migrations
+// make them), then the rows.
 func buildSQLite(ctx context.Context, path string, sh shape) error {
 	db, err := openBuilding(path)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	for _, stmt := range append(sqlfixture.AppSchema(sqlstore.SQLite, ""), ownIndexStatements(sqlstore.SQLite, "")...) {
+	for _, stmt := range sqlfixture.AppSchema(sqlstore.SQLite, "") {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return err
 		}

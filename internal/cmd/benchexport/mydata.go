@@ -66,7 +66,6 @@ func loadMySQL(ctx context.Context, db *sql.DB, name string, sh shape, v variant
 	prefix := "`" + name + "`."
 	stmts := []string{"DROP DATABASE IF EXISTS `" + name + "`", "CREATE DATABASE `" + name + "` DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"}
 	stmts = append(stmts, sqlfixture.AppSchema(sqlstore.MySQL, prefix)...)
-	stmts = append(stmts, ownIndexStatements(sqlstore.MySQL, prefix)...)
 	for _, stmt := range stmts {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", firstLine(stmt), err)

@@ -70,7 +70,6 @@ func loadPostgres(ctx context.Context, conn *pgx.Conn, schema string, sh shape, 
 	// The application's tables and its own indexes, as its migrations
 	// make them: before the data.
 	stmts = append(stmts, sqlfixture.AppSchema(sqlstore.Postgres, prefix)...)
-	stmts = append(stmts, ownIndexStatements(sqlstore.Postgres, prefix)...)
 	for _, stmt := range stmts {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", firstLine(stmt), err)
