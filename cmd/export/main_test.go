@@ -156,6 +156,7 @@ func TestExportFailures(t *testing.T) {
 		{"verify without a file", []string{"verify"}, 2, "verify takes one file", false},
 		{"section without a query", []string{"-sqlite", path, "-user", "u", "-section", "notes"}, 2, "want NAME=QUERY", false},
 		{"section with a built-in name", []string{"-sqlite", path, "-user", "user_abc123", "-section", "agents=SELECT 1"}, 2, `"agents" is a key of the format`, true},
+		{"section that does not bind the user", []string{"-sqlite", path, "-user", "user_abc123", "-section", "notes=SELECT id, userId FROM Agent"}, 1, "takes none, so it would export every user's rows", true},
 		{"section with bad SQL", []string{"-sqlite", path, "-user", "user_abc123", "-section", "notes=SELECT nothing FROM nowhere WHERE x = ?"}, 1, "could not read notes", true},
 	}
 	for _, c := range cases {
