@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +91,8 @@ func WithSpool(threshold int, dir string) Option {
 
 // WithStreaming sends the document as it is produced instead of spooling
 // it first: the first byte leaves early and nothing is held, but the
-// response has no Content-Length, and a failure after the first byte
+// response has no Content-Length and no Repr-Digest (both need the whole
+// document before the headers), and a failure after the first byte
 // aborts the connection (the client sees a broken transfer, never a
 // well-formed but incomplete file) instead of answering 500.
 func WithStreaming(on bool) Option { return func(h *Handler) { h.streaming = on } }
@@ -250,10 +252,11 @@ func discardBody(r *http.Request) {
 }
 
 // serveSpooled produces the whole document before the status line, so a
-// failure is a clean 500 and the 200 carries Content-Length. HEAD only
-// counts the bytes.
+// failure is a clean 500 and the 200 carries Content-Length and
+// Repr-Digest (RFC 9530: the SHA-256 of the body, which a user can check
+// a downloaded file against). HEAD only counts and hashes the bytes.
 func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, req Request) {
-	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead}
+	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, sum: sha256.New()}
 	defer sp.Close()
 	res, err := h.exporter.Export(r.Context(), sp, req)
 	if err == nil {
@@ -269,6 +272,7 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 	}
 	h.setSuccessHeaders(w, req)
 	w.Header().Set("Content-Length", strconv.FormatInt(sp.size, 10))
+	w.Header().Set("Repr-Digest", sp.reprDigest())
 	w.WriteHeader(http.StatusOK)
 	ev.Outcome = OutcomeExported
 	if r.Method == http.MethodHead {

@@ -1,6 +1,8 @@
 package export
 
 import (
+	"encoding/base64"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -19,13 +21,19 @@ type spool struct {
 	path  string // set while the file still has a name to remove
 	size  int64
 
-	countOnly bool // HEAD: only the size is needed
+	countOnly bool      // HEAD: only the size (and the digest) is needed
+	sum       hash.Hash // SHA-256 of every byte written, if set
 }
 
 // spoolBufs recycles the in-memory part of spools between requests.
 var spoolBufs sync.Pool
 
 func (s *spool) Write(p []byte) (int, error) {
+	if s.sum != nil {
+		// Hashed as written: the spooled document is then known, and
+		// sent, only after its digest is.
+		s.sum.Write(p)
+	}
 	if s.countOnly {
 		s.size += int64(len(p))
 		return len(p), nil
@@ -92,6 +100,12 @@ func (s *spool) finish() error {
 		}
 	}
 	return nil
+}
+
+// reprDigest returns the Repr-Digest field value (RFC 9530) of what was
+// written: sha-256=:<base64 of the SHA-256>:.
+func (s *spool) reprDigest() string {
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(s.sum.Sum(nil)) + ":"
 }
 
 // WriteTo sends the spooled document to w, after finish.

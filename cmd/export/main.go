@@ -7,6 +7,7 @@
 //	go run ./cmd/export -postgres 'postgres://reader@db/app' -user cl9x... -o ./requests/
 //	go run ./cmd/export -mysql 'reader:pw@tcp(db:3306)/app' -layout snake_case -user 42 > export.json
 //	go run ./cmd/export verify export.json
+//	go run ./cmd/export verify -digest 'sha-256=:...:' export.json
 //
 // Export flags: one of -sqlite FILE, -postgres DSN or -mysql DSN; -layout
 // (prisma, the default, or snake_case); -user ID (required); -o FILE or
@@ -21,7 +22,9 @@
 //
 // verify FILE reads an export back and says exactly what is wrong with it:
 // the first departure from the format, by its path in the document, or a
-// difference in bytes from what the endpoint writes.
+// difference in bytes from what the endpoint writes. verify -digest
+// 'sha-256=:...:' FILE first checks the file against the Repr-Digest
+// header of the response it came from.
 //
 // The exit status is 0 on success, 1 on failure and 2 for bad usage.
 package main
@@ -54,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(stderr, "usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID [-o FILE|DIR] [-section NAME=QUERY]... [-audit FILE]")
-		fmt.Fprintln(stderr, "       export verify FILE")
+		fmt.Fprintln(stderr, "       export verify [-digest 'sha-256=:...:'] FILE")
 		return 2
 	}
 	return 1

@@ -112,6 +112,52 @@ func TestExportIsWhatTheEndpointServes(t *testing.T) {
 	require.Contains(t, stdout, "1 agents, 1 scheduled tasks, 1 workflows")
 }
 
+// TestVerifyDigest: verify -digest checks a file against the endpoint's
+// Repr-Digest header, and names a file changed after download.
+func TestVerifyDigest(t *testing.T) {
+	path, golden := appDB(t)
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	require.NoError(t, err)
+	h := export.NewHandler(export.NewExporter(store), func(*http.Request) (string, error) { return "user_abc123", nil })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/export", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	digest := rec.Header().Get("Repr-Digest")
+	require.NotEmpty(t, digest)
+
+	file := filepath.Join(t.TempDir(), "download.json")
+	require.NoError(t, os.WriteFile(file, rec.Body.Bytes(), 0o600))
+	code, stdout, stderr := runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "its SHA-256 matches the digest")
+	code, _, stderr = runCmd("verify", "-digest", "sha-512=:AAAA:, "+digest, file)
+	require.Equal(t, 0, code, "a dictionary with other algorithms: %s", stderr)
+
+	// Changed after download, still well-formed: only the digest can tell.
+	edited := bytes.Replace(rec.Body.Bytes(), []byte(`"my-agent"`), []byte(`"my-agenT"`), 1)
+	require.NoError(t, os.WriteFile(file, edited, 0o600))
+	code, _, stderr = runCmd("verify", file)
+	require.Equal(t, 0, code, "without the digest, an edited file is well-formed: %s", stderr)
+	code, stdout, stderr = runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, stderr, "does not match the digest: its SHA-256 is sha-256=:")
+	require.Contains(t, stderr, "the digest says "+digest)
+
+	// Another download's digest: the golden file's.
+	require.NoError(t, os.WriteFile(file, golden, 0o600))
+	code, _, _ = runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 1, code)
+
+	for _, bad := range []string{"md5=:AAAA:", "sha-256=abc", "sha-256=:bm90IDMyIGJ5dGVz:"} {
+		code, _, stderr = runCmd("verify", "-digest", bad, file)
+		require.Equal(t, 2, code, bad)
+		require.Contains(t, stderr, "-digest: ", bad)
+	}
+}
+
 func TestExportToStdoutAndDirectory(t *testing.T) {
 	path, golden := appDB(t)
 	code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-exported-at", exportedAt)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,13 +18,30 @@ import (
 // key, type, timestamp form and order; export.Decode names the first
 // problem by its path), then as bytes: a file that holds only the format's
 // sections must be exactly what the endpoint writes for that data.
+//
+// With -digest, the Repr-Digest header of the response the file came from
+// (sha-256=:<base64>:, RFC 9530), it first checks that the file holds
+// exactly the bytes the endpoint sent.
 func verify(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	digest := fs.String("digest", "", "the response's Repr-Digest header, sha-256=:...:")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	args = fs.Args()
 	if len(args) != 1 {
 		return usageError{errors.New("verify takes one file")}
 	}
 	b, err := os.ReadFile(args[0])
 	if err != nil {
 		return err
+	}
+	if *digest != "" {
+		if err := checkDigest(args[0], b, *digest); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: its SHA-256 matches the digest: these are the bytes the endpoint sent\n", args[0])
 	}
 	doc, err := export.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -64,4 +84,34 @@ func firstDifference(a, b string) (int, string, string) {
 		}
 	}
 	return 0, "", ""
+}
+
+// checkDigest compares b's SHA-256 with the sha-256 member of a
+// Repr-Digest field value (RFC 9530: a dictionary, so other algorithms
+// may be listed too; only sha-256 is checked).
+func checkDigest(name string, b []byte, field string) error {
+	var want []byte
+	for member := range strings.SplitSeq(field, ",") {
+		key, value, _ := strings.Cut(strings.TrimSpace(member), "=")
+		if !strings.EqualFold(key, "sha-256") {
+			continue
+		}
+		raw, ok := strings.CutPrefix(value, ":")
+		if raw, ok = strings.CutSuffix(raw, ":"); !ok {
+			return usageError{fmt.Errorf("-digest: the sha-256 value %q is not of the form :<base64>:", value)}
+		}
+		var err error
+		if want, err = base64.StdEncoding.DecodeString(raw); err != nil || len(want) != sha256.Size {
+			return usageError{fmt.Errorf("-digest: the sha-256 value %q is not 32 bytes in base64", value)}
+		}
+	}
+	if want == nil {
+		return usageError{fmt.Errorf("-digest: no sha-256 in %q (want the Repr-Digest header, sha-256=:<base64>:)", field)}
+	}
+	got := sha256.Sum256(b)
+	if !bytes.Equal(got[:], want) {
+		return fmt.Errorf("%s does not match the digest: its SHA-256 is sha-256=:%s:, the digest says sha-256=:%s: (the file was changed after it was downloaded, or the digest is another download's)",
+			name, base64.StdEncoding.EncodeToString(got[:]), base64.StdEncoding.EncodeToString(want))
+	}
+	return nil
 }
