@@ -20,9 +20,13 @@
 // audit event (JSON: who ran it, for which user, the outcome, bytes and
 // records) is written to standard error, or appended to -audit FILE.
 //
-// verify FILE reads an export back and says exactly what is wrong with it:
-// the first departure from the format, by its path in the document, or a
-// difference in bytes from what the endpoint writes. verify -digest
+// verify FILE reads an export back and checks its form, not its values:
+// "well-formed export, format 1.0" means every key, type, timestamp form
+// and order is the format's and the bytes are what the endpoint writes for
+// that data. Otherwise it says exactly what is wrong: the first departure
+// from the format, by its path in the document, or where the bytes first
+// differ (a trailing newline, a compact file, tabs...), with a short
+// quoted excerpt. verify -digest
 // 'sha-256=:...:' FILE first checks the file against the Repr-Digest
 // header of the response it came from.
 //

@@ -108,7 +108,9 @@ func TestExportIsWhatTheEndpointServes(t *testing.T) {
 
 	code, stdout, stderr = runCmd("verify", out)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stdout, `a valid export, format 1.0, of user "user_abc123"`)
+	require.Contains(t, stdout, `well-formed export, format 1.0, of user "user_abc123"`)
+	require.Contains(t, stdout, "not checked: that the values are the ones the database held")
+	require.NotContains(t, stdout, "valid export", "verify cannot vouch for the values")
 	require.Contains(t, stdout, "1 agents, 1 scheduled tasks, 1 workflows")
 }
 
@@ -237,10 +239,15 @@ func TestVerifySaysWhatIsWrong(t *testing.T) {
 		"bad timestamp": {strings.Replace(g, `"createdAt": "2026-03-01T00:00:00.000Z"`, `"createdAt": "2026-03-01T00:00:00Z"`, 1),
 			`agents[0].createdAt: "2026-03-01T00:00:00Z" is not a timestamp`},
 		"a secret key": {strings.Replace(g, `"model": "gpt-4o",`, `"model": "gpt-4o", "apiKey": "sk",`, 1), "apiKey"},
-		"truncated":    {g[:len(g)/2], "not a valid export"},
+		"truncated":    {g[:len(g)/2], "not a well-formed export"},
 		"reindented": {strings.ReplaceAll(g, "  ", "\t"),
-			`holds valid data, but not in the bytes the endpoint writes: line 2 is "\t\"exportedAt\": \"2026-04-02T12:00:00.000Z\","`},
-		"trailing newline": {g + "\n", "not in the bytes the endpoint writes"},
+			`holds well-formed data, but not in the bytes the endpoint writes: the file is indented with tabs; the endpoint indents by two spaces: at line 2, column 1 the file has "\t\"exportedAt\": \"2026-04-"... where the endpoint writes "  \"exportedAt\": \"2026-04"...`},
+		"trailing newline":                      {g + "\n", `not in the bytes the endpoint writes: it ends with "\n" after the document's closing "}", and the endpoint writes nothing after it`},
+		"trailing newline after added sections": {strings.TrimSuffix(g, "\n}") + ",\n  \"notes\": []\n}\r\n", `it ends with "\r\n" after the document's closing "}"`},
+		"compact":                               {compact(t, g), `the file is compact JSON on one line; the endpoint writes it pretty-printed, one key per line, indented by two spaces (as JSON.stringify(doc, null, 2)): at line 1, column 2 the file has "{\"exportedAt\":\"2026-04-02"... where the endpoint writes "{\n"`},
+		"CRLF":                                  {strings.ReplaceAll(g, "\n", "\r\n"), `Windows line ends (CRLF); the endpoint writes LF only: at line 1, column 2 the file has "{\r\n" where the endpoint writes "{\n"`},
+		"no space after a colon": {strings.Replace(g, `"name": "my-agent"`, `"name":"my-agent"`, 1),
+			`at line 16, column 14 the file has "      \"name\":\"my-agent\",\n" where the endpoint writes "      \"name\": \"my-agent\",\n"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -249,6 +256,7 @@ func TestVerifySaysWhatIsWrong(t *testing.T) {
 			code, stdout, stderr := runCmd("verify", file)
 			require.Equal(t, 1, code, stdout)
 			require.Contains(t, stderr, c.msg)
+			require.Less(t, len(stderr), 500, "a short message, not the document: %s", stderr)
 		})
 	}
 	withExtra := strings.TrimSuffix(g, "\n}") + ",\n  \"notifications\": [\n    {\n      \"id\": \"n1\"\n    }\n  ]\n}"
@@ -257,6 +265,13 @@ func TestVerifySaysWhatIsWrong(t *testing.T) {
 	code, stdout, stderr := runCmd("verify", file)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "and sections added by the host")
+}
+
+// compact is doc as one line of JSON, as json.Compact writes it.
+func compact(t *testing.T, doc string) string {
+	var b bytes.Buffer
+	require.NoError(t, json.Compact(&b, []byte(doc)))
+	return b.String()
 }
 
 // TestProgress: a large account's export reports progress on stderr.

@@ -45,45 +45,78 @@ func verify(args []string, stdout io.Writer) error {
 	}
 	doc, err := export.Decode(bytes.NewReader(b))
 	if err != nil {
-		return fmt.Errorf("%s is not a valid export: %w", args[0], err)
+		return fmt.Errorf("%s is not a well-formed export: %w", args[0], err)
 	}
-	summary := fmt.Sprintf("%s: a valid export, format %s, of user %q exported at %s: %d agents, %d scheduled tasks, %d workflows",
+	summary := fmt.Sprintf("%s: well-formed export, format %s, of user %q exported at %s: %d agents, %d scheduled tasks, %d workflows",
 		args[0], doc.Version, doc.User.ID, doc.ExportedAt.UTC().Format("2006-01-02T15:04:05.000Z"), len(doc.Agents), len(doc.ScheduledTasks), len(doc.Workflows))
+	if trimmed := bytes.TrimRight(b, " \t\r\n"); len(trimmed) < len(b) {
+		return fmt.Errorf("%s holds well-formed data, but not in the bytes the endpoint writes: it ends with %q after the document's closing \"}\", and the endpoint writes nothing after it (an editor or a tool added it)",
+			args[0], b[len(trimmed):])
+	}
 	want := doc.Bytes()
 	// want ends with workflows' "]" and "\n}"; sections added by the host
 	// would follow that "]" with a comma.
 	formatPart := want[:len(want)-2]
-	if bytes.HasPrefix(b, formatPart) && len(b) > len(formatPart) && b[len(formatPart)] == ',' {
+	hostSections := bytes.HasPrefix(b, formatPart) && len(b) > len(formatPart) && b[len(formatPart)] == ','
+	if !hostSections && !bytes.Equal(b, want) {
+		return fmt.Errorf("%s holds well-formed data, but not in the bytes the endpoint writes: %s", args[0], describeDifference(b, want))
+	}
+	if hostSections {
 		// Sections added by the host follow workflows; the format's part
 		// is checked byte for byte up to them.
-		fmt.Fprintln(stdout, summary+", and sections added by the host")
-		return nil
-	}
-	if !bytes.Equal(b, want) {
-		line, got, exp := firstDifference(string(b), string(want))
-		return fmt.Errorf("%s holds valid data, but not in the bytes the endpoint writes: line %d is %q, want %q", args[0], line, got, exp)
+		summary += ", and sections added by the host"
 	}
 	fmt.Fprintln(stdout, summary)
+	fmt.Fprintln(stdout, "checked: every key, type, timestamp form and order the format has, and the bytes the endpoint writes for this data;")
+	if *digest == "" {
+		fmt.Fprintln(stdout, "not checked: that the values are the ones the database held (an edited value is still well-formed; -digest checks the file against the download's Repr-Digest)")
+	} else {
+		fmt.Fprintln(stdout, "and the digest: the file is the download, unchanged")
+	}
 	return nil
 }
 
-// firstDifference returns the first line (1-based) where a and b differ,
-// and that line of each.
-func firstDifference(a, b string) (int, string, string) {
-	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := range max(len(la), len(lb)) {
-		var x, y string
-		if i < len(la) {
-			x = la[i]
-		}
-		if i < len(lb) {
-			y = lb[i]
-		}
-		if x != y || i >= len(la) || i >= len(lb) {
-			return i + 1, x, y
-		}
+// describeDifference names how got departs from want, the endpoint's
+// bytes for the same data, with a short quoted excerpt of each where they
+// first differ.
+func describeDifference(got, want []byte) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
 	}
-	return 0, "", ""
+	line := bytes.Count(got[:i], []byte("\n")) + 1
+	col := i - (bytes.LastIndexByte(got[:i], '\n') + 1) + 1
+	at := fmt.Sprintf("at line %d, column %d the file has %s where the endpoint writes %s", line, col, excerpt(got, i), excerpt(want, i))
+	switch {
+	case !bytes.Contains(got, []byte("\n")):
+		return "the file is compact JSON on one line; the endpoint writes it pretty-printed, one key per line, indented by two spaces (as JSON.stringify(doc, null, 2)): " + at
+	case bytes.Contains(got, []byte("\r\n")):
+		return "the file has Windows line ends (CRLF); the endpoint writes LF only: " + at
+	case i < len(got) && got[i] == '\t':
+		return "the file is indented with tabs; the endpoint indents by two spaces: " + at
+	}
+	return at
+}
+
+// excerpt quotes up to 16 bytes of b before i (within i's line) and 24
+// from i, marking the cuts with "...".
+func excerpt(b []byte, i int) string {
+	from := max(i-16, bytes.LastIndexByte(b[:i], '\n')+1)
+	to := min(i+24, len(b))
+	if nl := bytes.IndexByte(b[i:to], '\n'); nl >= 0 {
+		to = i + nl + 1 // the line's end, newline included
+	}
+	q := fmt.Sprintf("%q", b[from:to])
+	if from > 0 && b[from-1] != '\n' {
+		q = "..." + q
+	}
+	if to < len(b) && b[to-1] != '\n' {
+		q += "..."
+	}
+	if i >= len(b) {
+		return "the end of the file"
+	}
+	return q
 }
 
 // checkDigest compares b's SHA-256 with the sha-256 member of a
