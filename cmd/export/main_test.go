@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -103,6 +104,9 @@ func TestExportIsWhatTheEndpointServes(t *testing.T) {
 	require.Equal(t, float64(1), ev["agents"])
 	require.Equal(t, out, ev["file"])
 	require.NotEmpty(t, ev["operator"])
+	require.Greater(t, ev["duration_ms"], float64(0), "the duration in milliseconds, the unit in its name")
+	require.Less(t, ev["duration_ms"], float64(60000))
+	require.NotContains(t, ev, "duration")
 	require.NotContains(t, stderr, "my-agent", "the audit event never holds the document")
 	require.NotContains(t, string(got), "SECRET")
 
@@ -112,6 +116,82 @@ func TestExportIsWhatTheEndpointServes(t *testing.T) {
 	require.Contains(t, stdout, "not checked: that the values are the ones the database held")
 	require.NotContains(t, stdout, "valid export", "verify cannot vouch for the values")
 	require.Contains(t, stdout, "1 agents, 1 scheduled tasks, 1 workflows")
+}
+
+// TestAuditLogOpenedFirst: an audit log that cannot be opened stops the
+// command before it exports anything.
+func TestAuditLogOpenedFirst(t *testing.T) {
+	path, _ := appDB(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.json")
+	for _, audit := range []string{filepath.Join(dir, "missing", "audit.log"), dir} {
+		code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-audit", audit)
+		require.Equal(t, 1, code, stderr)
+		require.Empty(t, stdout)
+		require.Contains(t, stderr, "-audit: cannot open the audit log, so nothing was exported")
+		left, _ := os.ReadDir(dir)
+		require.Empty(t, left, "no export without an audit record")
+	}
+	audit := filepath.Join(dir, "audit.log")
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-audit", audit)
+	require.Equal(t, 0, code, stderr)
+	log, err := os.ReadFile(audit)
+	require.NoError(t, err)
+	require.Equal(t, "exported", auditLine(t, string(log))["outcome"])
+	require.NotContains(t, stderr, `"outcome"`, "the event goes to the file, not stderr")
+}
+
+// TestOutputFile: an existing file is kept unless -force; a missing
+// directory is named as such.
+func TestOutputFile(t *testing.T) {
+	path, golden := appDB(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.json")
+	require.NoError(t, os.WriteFile(out, []byte("an earlier request's file"), 0o600))
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "export: -o: "+out+" is already a file; give -force to overwrite it")
+	got, _ := os.ReadFile(out)
+	require.Equal(t, "an earlier request's file", string(got))
+	left, _ := os.ReadDir(dir)
+	require.Len(t, left, 1, "no temporary file left")
+
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt, "-force")
+	require.Equal(t, 0, code, stderr)
+	got, _ = os.ReadFile(out)
+	require.Equal(t, string(golden), string(got))
+
+	// Into a directory: the endpoint's name there is kept as well.
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", dir, "-exported-at", exportedAt)
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", dir, "-exported-at", exportedAt)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "agentbot-export-user_abc-2026-04-02.json is already a file; give -force")
+
+	missing := filepath.Join(dir, "requests", "2026", "out.json")
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", missing)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "the directory "+filepath.Join(dir, "requests", "2026")+" does not exist")
+	require.NotContains(t, stderr, ".partial")
+}
+
+// TestHelp: -help prints every flag with its meaning, and exits 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-help", "-h"} {
+		code, stdout, stderr := runCmd(arg)
+		require.Equal(t, 0, code, stderr)
+		var f exportFlags
+		n := 0
+		exportFlagSet(&f).VisitAll(func(fl *flag.Flag) {
+			n++
+			require.Regexp(t, `(?m)^  -`+fl.Name+`( |$)`, stdout, "flag -%s", fl.Name)
+			require.Regexp(t, `\w{4,}`, fl.Usage, "flag -%s has a meaning", fl.Name)
+		})
+		require.Equal(t, 11, n, "a new flag? it is printed; update the count")
+		require.Contains(t, stdout, "  -digest ")
+	}
+	code, _, _ := runCmd("verify", "-help")
+	require.Equal(t, 0, code)
 }
 
 // TestVerifyDigest: verify -digest checks a file against the endpoint's
@@ -218,6 +298,11 @@ func TestExportFailures(t *testing.T) {
 			require.Equal(t, c.code, code, stderr)
 			require.Empty(t, stdout)
 			require.Contains(t, stderr, c.msg)
+			msg := strings.SplitN(stderr, "\n", 2)[0]
+			if strings.HasPrefix(msg, "{") { // the audit event first
+				msg = strings.SplitN(stderr, "\n", 3)[1]
+			}
+			require.Equal(t, 1, strings.Count(msg, "export:"), "one export: prefix: %s", msg)
 			if c.audit {
 				ev := auditLine(t, stderr)
 				require.Equal(t, "failed", ev["outcome"])

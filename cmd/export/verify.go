@@ -23,9 +23,8 @@ import (
 // (sha-256=:<base64>:, RFC 9530), it first checks that the file holds
 // exactly the bytes the endpoint sent.
 func verify(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	digest := fs.String("digest", "", "the response's Repr-Digest header, sha-256=:...:")
+	digest := new(string)
+	fs := verifyFlagSet(digest)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -117,6 +116,14 @@ func excerpt(b []byte, i int) string {
 		return "the end of the file"
 	}
 	return q
+}
+
+// verifyFlagSet declares verify's flags; -help prints them.
+func verifyFlagSet(digest *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(digest, "digest", "", "first check that the file is, byte for byte, the download whose Repr-Digest header was `sha-256=:...:`")
+	return fs
 }
 
 // checkDigest compares b's SHA-256 with the sha-256 member of a
