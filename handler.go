@@ -60,17 +60,32 @@ func WithFilenamePrefix(prefix string) Option { return func(h *Handler) { h.pref
 // WithClock sets the source of exportedAt (default time.Now).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
 
-// WithLogger sets where each attempt and each failure is logged; nil means
-// slog.Default().
+// The three ways to hear from the handler, by purpose:
+//
+//   - WithLogger: operations. One log line per request (the Event's
+//     fields, at Error level for failed and aborted exports), to read or
+//     ship with the rest of your logs. On by default, to slog.Default().
+//   - WithErrorHook: error reporting. The full error of each export that
+//     failed (500) or aborted mid-stream, at once, for an error tracker
+//     (Sentry...); not called for 401, 405 or 429, which are not faults.
+//   - WithAuditHook: the record of data access. One Event per request,
+//     whatever its outcome, after the response is done: who, the outcome,
+//     what was sent. For an audit log or metrics, typed rather than text.
+//
+// They are independent: set any of them; none changes the response.
+
+// WithLogger sets where the log line of each request goes (see above);
+// nil means slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithErrorHook calls fn with the full error of every failed export (each
-// 500), for error reporting. The response itself is fixed by the format
-// and is not the hook's to write.
+// 500, and a streamed export aborted after its first byte), for error
+// reporting. The response itself is fixed by the format and is not the
+// hook's to write.
 func WithErrorHook(fn func(*http.Request, error)) Option { return func(h *Handler) { h.onError = fn } }
 
 // WithAuditHook calls fn once per request to the handler, whatever its
-// outcome, after the response is done.
+// outcome, after the response is done, with the request's Event.
 func WithAuditHook(fn func(*http.Request, Event)) Option { return func(h *Handler) { h.onEvent = fn } }
 
 // WithDetailedErrors puts the full error text into 500 responses. It can
@@ -85,6 +100,11 @@ func WithLimiter(l Limiter) Option { return func(h *Handler) { h.limiter = l } }
 // WithSpool sets how many bytes of a document are held in memory
 // (threshold, default 1 MiB; values <= 0 keep the default) and the
 // directory for the temporary file beyond that ("" means os.TempDir).
+// WithSpool(1, dir) sends every document to a file in dir (to keep
+// documents out of the heap, or on an encrypted disk of their own).
+//
+// Under WithStreaming, a GET is not spooled, so WithSpool does not apply
+// to it; HEAD still is, though only counted and hashed, never stored.
 func WithSpool(threshold int, dir string) Option {
 	return func(h *Handler) { h.spoolLimit, h.spoolDir = threshold, dir }
 }
@@ -129,10 +149,13 @@ func NewHandler(exporter Exporter, resolve func(*http.Request) (userID string, e
 
 // Event describes one request to the handler, for audit.
 type Event struct {
-	UserID         string // "" when there was no session
-	Outcome        Outcome
-	Status         int
-	Bytes          int64 // size of the document produced
+	UserID  string // "" when there was no session
+	Outcome Outcome
+	Status  int
+	// Bytes is the size of the document produced: for a HEAD, the size a
+	// GET would have sent (though nothing was); for a failure, how far it
+	// got.
+	Bytes          int64
 	Agents         int
 	ScheduledTasks int
 	Workflows      int
@@ -141,14 +164,15 @@ type Event struct {
 	Err            error // the full error; never shown to the client
 }
 
-// Outcome sums up how a request ended.
+// Outcome sums up how a request ended. Its values are identifiers
+// (lower case, underscores), for logs and metrics labels.
 type Outcome string
 
 // The outcomes of Event.
 const (
 	OutcomeExported         Outcome = "exported"
 	OutcomeUnauthorized     Outcome = "unauthorized"
-	OutcomeMethodNotAllowed Outcome = "method not allowed"
+	OutcomeMethodNotAllowed Outcome = "method_not_allowed"
 	OutcomeLimited          Outcome = "limited"
 	OutcomeCanceled         Outcome = "canceled" // the client went away
 	OutcomeFailed           Outcome = "failed"

@@ -21,11 +21,17 @@ import (
 // snapshot) gives the added sections the same view of the user as the
 // built-in ones: see sqlstore.Section and memstore.Section. Read streams,
 // as the built-in sections do: nothing needs a whole section in memory.
-// An error it yields fails the export at stage "read <Name>".
+// An error it yields fails the export at stage SectionStage(Name), "read
+// <Name>".
 type Section struct {
 	Name string
 	Read func(ctx context.Context, tx Tx) iter.Seq2[Record, error]
 }
+
+// SectionStage is the Stage at which an error of the added section name
+// fails the export: "read <name>", as the built-in sections' "read
+// agents". Compare an Error's Stage with it.
+func SectionStage(name string) Stage { return Stage("read " + name) }
 
 // AsTx finds the store's own Tx of type T in tx: tx itself, or the Tx
 // that a wrapper returns from an Unwrap() Tx method, and so on down. A
@@ -115,7 +121,7 @@ func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section
 		j.buf = append(j.buf, ",\n  \""...)
 		j.buf = append(j.buf, s.Name...)
 		j.buf = append(j.buf, "\": ["...)
-		stage := Stage("read " + s.Name)
+		stage := SectionStage(s.Name)
 		n := 0
 		for rec, err := range s.Read(ctx, tx) {
 			if err != nil {

@@ -72,7 +72,7 @@ func TestSectionQueryMustBindTheUser(t *testing.T) {
 					require.ErrorContains(t, err, c.want, c.query)
 					var ee *export.Error
 					require.True(t, errors.As(err, &ee), "%T", err)
-					require.Equal(t, export.Stage("read notes"), ee.Stage)
+					require.Equal(t, export.SectionStage("notes"), ee.Stage)
 					require.NotContains(t, out, "note-of-sam", c.query)
 				}
 				accepted := []string{"SELECT id, body" + from + " WHERE " + owner + " = " + p + " ORDER BY id"}
