@@ -2,7 +2,6 @@ package export
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -280,7 +279,7 @@ func discardBody(r *http.Request) {
 // Repr-Digest (RFC 9530: the SHA-256 of the body, which a user can check
 // a downloaded file against). HEAD only counts and hashes the bytes.
 func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, req Request) {
-	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, sum: sha256.New()}
+	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, digest: true}
 	defer sp.Close()
 	res, err := h.exporter.Export(r.Context(), sp, req)
 	if err == nil {

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"hash"
 	"io"
@@ -22,16 +23,23 @@ type spool struct {
 	size  int64
 
 	countOnly bool      // HEAD: only the size (and the digest) is needed
-	sum       hash.Hash // SHA-256 of every byte written, if set
+	digest    bool      // hash what is written, for reprDigest
+	sum       hash.Hash // SHA-256 of every byte written so far, if digest
 }
+
+// sums recycles the spools' SHA-256 states between requests.
+var sums = sync.Pool{New: func() any { return sha256.New() }}
 
 // spoolBufs recycles the in-memory part of spools between requests.
 var spoolBufs sync.Pool
 
 func (s *spool) Write(p []byte) (int, error) {
-	if s.sum != nil {
+	if s.digest {
 		// Hashed as written: the spooled document is then known, and
 		// sent, only after its digest is.
+		if s.sum == nil {
+			s.sum = sums.Get().(hash.Hash)
+		}
 		s.sum.Write(p)
 	}
 	if s.countOnly {
@@ -105,7 +113,14 @@ func (s *spool) finish() error {
 // reprDigest returns the Repr-Digest field value (RFC 9530) of what was
 // written: sha-256=:<base64 of the SHA-256>:.
 func (s *spool) reprDigest() string {
-	return "sha-256=:" + base64.StdEncoding.EncodeToString(s.sum.Sum(nil)) + ":"
+	if s.sum == nil { // nothing was written
+		s.sum = sums.Get().(hash.Hash)
+	}
+	var sum [sha256.Size]byte
+	var field [len("sha-256=::") + 44]byte
+	b := append(field[:0], "sha-256=:"...)
+	b = base64.StdEncoding.AppendEncode(b, s.sum.Sum(sum[:0]))
+	return string(append(b, ':'))
 }
 
 // WriteTo sends the spooled document to w, after finish.
@@ -134,6 +149,11 @@ func (s *spool) recycle() {
 // Close releases the file, if any, and removes it.
 func (s *spool) Close() error {
 	s.recycle()
+	if s.sum != nil {
+		s.sum.Reset()
+		sums.Put(s.sum)
+		s.sum = nil
+	}
 	if s.file == nil {
 		return nil
 	}
