@@ -86,14 +86,24 @@ func (v *view) checkSectionQuery(ctx context.Context, query string) error {
 	if err != nil {
 		return fmt.Errorf("counting the query's parameters: %w", err)
 	}
+	const must = "the query must take the user's ID as its one parameter"
 	switch {
 	case n == 0:
-		return fmt.Errorf("%w, and this one takes none, so it would export every user's rows: select them with WHERE <owner column> = %s", ErrSectionQuery, v.s.dialect.placeholder(1))
+		return sectionQueryError(fmt.Sprintf("%s, and this one takes none, so it would export every user's rows: select them with WHERE <owner column> = %s", must, v.s.dialect.placeholder(1)))
 	case n > 1:
-		return fmt.Errorf("%w, and this one takes %d (to compare the ID twice, use $1 again on PostgreSQL, ?1 on SQLite, or join (SELECT ? AS id) on MySQL)", ErrSectionQuery, n)
+		return sectionQueryError(fmt.Sprintf("%s, and this one takes %d (to compare the ID twice, use $1 again on PostgreSQL, ?1 on SQLite, or join (SELECT ? AS id) on MySQL)", must, n))
 	}
 	return nil
 }
+
+// sectionQueryError is ErrSectionQuery with the query's count, without
+// the sentinel's package prefix (Error's own says "sqlstore:").
+type sectionQueryError string
+
+func (e sectionQueryError) Error() string { return string(e) }
+
+// Is reports that e is ErrSectionQuery.
+func (e sectionQueryError) Is(target error) bool { return target == ErrSectionQuery }
 
 // paramCount returns how many parameters query takes: what the driver's
 // prepared statement says, or where it does not say (modernc.org/sqlite

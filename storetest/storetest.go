@@ -11,7 +11,9 @@
 // It checks what the export.Store and export.Tx documentation promises:
 // ordering by creation time at full precision then ID in byte order,
 // nulls, empty sections, a missing user, isolation between users, a
-// consistent view under concurrent writes, early exit and cancellation.
+// consistent view under concurrent writes, early exit and cancellation;
+// and, given the host's added sections (Harness.Notes, Harness.Owned),
+// that they read the same view and hold only the user's records.
 package storetest
 
 import (
