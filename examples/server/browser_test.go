@@ -107,6 +107,13 @@ func newBrowserServer(t *testing.T, signedIn func(path string) bool, opts ...exp
 	return b
 }
 
+// status returns the last status served for path (0 for none).
+func (b *browserServer) status(path string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.statuses[path]
+}
+
 // notFound lists the paths the browser asked for that were 404.
 func (b *browserServer) notFound() []string {
 	b.mu.Lock()
@@ -194,8 +201,8 @@ func TestDemoPageInChromium(t *testing.T) {
 				t.Errorf("after a refused sign-in, the page lacks %q:\n%s", want, dom)
 			}
 		}
-		if b.statuses["/login"] != http.StatusUnauthorized {
-			t.Errorf("sign-in as nobody: %d, want 401", b.statuses["/login"])
+		if b.status("/login") != http.StatusUnauthorized {
+			t.Errorf("sign-in as nobody: %d, want 401", b.status("/login"))
 		}
 		browse(t, bin, b.URL+"/test/signin?user=nobody", shot("unknown-user"))
 	})
@@ -239,8 +246,8 @@ func TestDemoPageInChromium(t *testing.T) {
 			if !strings.Contains(got, c.says) {
 				t.Errorf("after the click the page says %q, want %q", got, c.says)
 			}
-			if b.statuses["/api/export"] != c.status {
-				t.Errorf("the export answered %d, want %d", b.statuses["/api/export"], c.status)
+			if b.status("/api/export") != c.status {
+				t.Errorf("the export answered %d, want %d", b.status("/api/export"), c.status)
 			}
 			browse(t, bin, b.URL+"/test/click", shot(strings.ReplaceAll(c.name, " ", "-")))
 		})
