@@ -141,12 +141,12 @@ func (v *view) sqliteParamCount(ctx context.Context, query string) (int, error) 
 	n, args := 0, make([]any, 64)
 	err := v.each(ctx, "EXPLAIN "+query, args, nil, func(r *driverRows) bool {
 		// The columns: addr, opcode, p1, p2, p3, p4, p5, comment.
-		if len(r.vals) < 3 {
+		if r.width() < 3 {
 			return false
 		}
 		var op text
 		var p1 sql.NullInt64
-		if op.Scan(r.vals[1]) == nil && op == "Variable" && p1.Scan(r.vals[2]) == nil && int(p1.Int64) > n {
+		if op.Scan(r.value(1)) == nil && op == "Variable" && p1.Scan(r.value(2)) == nil && int(p1.Int64) > n {
 			n = int(p1.Int64)
 		}
 		return true
