@@ -137,7 +137,21 @@ func TestAuditEventPerOutcome(t *testing.T) {
 	}
 	for _, ev := range events {
 		require.NotEqual(t, "victim", ev.UserID)
+		require.Regexp(t, `^[a-z]+(_[a-z]+)*$`, string(ev.Outcome), "an outcome is an identifier, for logs and metrics labels")
 	}
+}
+
+// TestHeadEventBytes: a HEAD's event has the size a GET would have sent.
+func TestHeadEventBytes(t *testing.T) {
+	var events []export.Event
+	h := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"),
+		export.WithAuditHook(func(_ *http.Request, ev export.Event) { events = append(events, ev) }))
+	get := do(h, http.MethodGet)
+	head := do(h, http.MethodHead)
+	require.Empty(t, head.Body.String())
+	require.Len(t, events, 2)
+	require.Equal(t, int64(get.Body.Len()), events[0].Bytes)
+	require.Equal(t, events[0].Bytes, events[1].Bytes, "HEAD: the size GET sent")
 }
 
 // order is the order in which TestAuditEventPerOutcome sends requests.

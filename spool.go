@@ -1,6 +1,9 @@
 package export
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -19,13 +22,26 @@ type spool struct {
 	path  string // set while the file still has a name to remove
 	size  int64
 
-	countOnly bool // HEAD: only the size is needed
+	countOnly bool      // HEAD: only the size (and the digest) is needed
+	digest    bool      // hash what is written, for reprDigest
+	sum       hash.Hash // SHA-256 of every byte written so far, if digest
 }
+
+// sums recycles the spools' SHA-256 states between requests.
+var sums = sync.Pool{New: func() any { return sha256.New() }}
 
 // spoolBufs recycles the in-memory part of spools between requests.
 var spoolBufs sync.Pool
 
 func (s *spool) Write(p []byte) (int, error) {
+	if s.digest {
+		// Hashed as written: the spooled document is then known, and
+		// sent, only after its digest is.
+		if s.sum == nil {
+			s.sum = sums.Get().(hash.Hash)
+		}
+		s.sum.Write(p)
+	}
 	if s.countOnly {
 		s.size += int64(len(p))
 		return len(p), nil
@@ -94,6 +110,19 @@ func (s *spool) finish() error {
 	return nil
 }
 
+// reprDigest returns the Repr-Digest field value (RFC 9530) of what was
+// written: sha-256=:<base64 of the SHA-256>:.
+func (s *spool) reprDigest() string {
+	if s.sum == nil { // nothing was written
+		s.sum = sums.Get().(hash.Hash)
+	}
+	var sum [sha256.Size]byte
+	var field [len("sha-256=::") + 44]byte
+	b := append(field[:0], "sha-256=:"...)
+	b = base64.StdEncoding.AppendEncode(b, s.sum.Sum(sum[:0]))
+	return string(append(b, ':'))
+}
+
 // WriteTo sends the spooled document to w, after finish.
 func (s *spool) WriteTo(w io.Writer) (int64, error) {
 	if s.file == nil {
@@ -120,6 +149,11 @@ func (s *spool) recycle() {
 // Close releases the file, if any, and removes it.
 func (s *spool) Close() error {
 	s.recycle()
+	if s.sum != nil {
+		s.sum.Reset()
+		sums.Put(s.sum)
+		s.sum = nil
+	}
 	if s.file == nil {
 		return nil
 	}

@@ -50,8 +50,9 @@ func TestConformance(t *testing.T) {
 						}
 					}
 					notes := notesTable(t, tdb)
+					owned := ownedNotes(tdb, notes)
 					storetest.Run(t, func(t *testing.T) storetest.Harness {
-						return storetest.Harness{Store: s, Fixture: w, Precision: w.Precision(), Notes: notes}
+						return storetest.Harness{Store: s, Fixture: w, Precision: w.Precision(), Notes: notes, Owned: owned}
 					})
 				})
 			}
@@ -89,4 +90,23 @@ func notesTable(t *testing.T, tdb *testDB) *storetest.Notes {
 			return err
 		},
 	}
+}
+
+// ownedNotes reads the notes table as an owned section, with each note's
+// owner.
+func ownedNotes(tdb *testDB, notes *storetest.Notes) []storetest.OwnedSection {
+	query := `SELECT id, "userId" AS owner FROM ` + tdb.schema + `"Note" WHERE "userId" = $1 ORDER BY id COLLATE "C"`
+	switch tdb.dialect {
+	case sqlstore.SQLite:
+		query = `SELECT id, "userId" AS owner FROM "Note" WHERE "userId" = ? ORDER BY id COLLATE BINARY`
+	case sqlstore.MySQL:
+		query = `SELECT id, userId AS owner FROM ` + tdb.schema + `Note WHERE userId = ? ORDER BY id`
+	}
+	return []storetest.OwnedSection{{
+		Section: sqlstore.Section("ownedNotes", query),
+		Owner:   "owner",
+		Put: func(ctx context.Context, userID, id string) error {
+			return notes.Put(ctx, userID, id, "")
+		},
+	}}
 }
