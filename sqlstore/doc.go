@@ -50,9 +50,12 @@
 // have ended.
 //
 // Each section is read by one execution of one query, whatever the data
-// holds. On SQLite that query selects one column per row,
-// concat_ws(char(0), rowid, ifnull(id, ”), ...), instead of one per
-// field: the driver's cost is per column. It is used only where it gives
+// holds. On SQLite that query selects one column per row instead of one
+// per field (the driver's cost is per column):
+//
+//	concat_ws(char(0), rowid, ifnull(id, ''), ifnull(name, ''), ...)
+//
+// split here at the NULs. It is used only where it gives
 // exactly the per-column values (SQLite 3.44 or later, a UTF-8 database,
 // an ordinary table with a rowid whose text columns have TEXT affinity:
 // checked once per schema version), and a row that does not split
