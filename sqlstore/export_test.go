@@ -35,3 +35,7 @@ func IgnoreNumInput(t interface{ Cleanup(func()) }) {
 	ignoreNumInput = true
 	t.Cleanup(func() { ignoreNumInput = false })
 }
+
+// SetStreaming turns on or off the discouraging of sorts on PostgreSQL
+// (stream.go).
+func SetStreaming(s *Store, on bool) { s.noStream = !on }

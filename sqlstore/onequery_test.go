@@ -133,9 +133,12 @@ func TestOneQueryPerSection(t *testing.T) {
 					t.Fatalf("exported %d, %d, %d records, want %d of each", res.Agents, res.ScheduledTasks, res.Workflows, n)
 				}
 				sections, user, plan, checks, rowLookups, other := 0, 0, 0, 0, 0, []string{}
+				planner, explains := 0, 0
 				seen := map[string]int{}
 				for _, q := range cc.take() {
 					switch {
+					case strings.HasPrefix(q, "EXPLAIN "):
+						explains++
 					case strings.Contains(q, " ORDER BY "):
 						sections++
 						seen[q]++
@@ -147,6 +150,8 @@ func TestOneQueryPerSection(t *testing.T) {
 						plan++
 					case strings.Contains(q, "pragma_table_"):
 						checks++
+					case strings.HasPrefix(q, "SET LOCAL enable_sort"):
+						planner++
 					default:
 						other = append(other, q)
 					}
@@ -168,6 +173,18 @@ func TestOneQueryPerSection(t *testing.T) {
 				}
 				if plan != wantPlan || checks != wantChecks {
 					t.Errorf("%d plan queries and %d checks, want %d and %d", plan, checks, wantPlan, wantChecks)
+				}
+				// PostgreSQL: sorts discouraged, the index serving every
+				// section (Schema's tables); the plans read on the first.
+				wantPlanner, wantExplains := 0, 0
+				if d == sqlstore.Postgres {
+					wantPlanner = 1
+					if checked {
+						wantExplains = 3
+					}
+				}
+				if planner != wantPlanner || explains != wantExplains {
+					t.Errorf("%d SET LOCAL enable_sort and %d EXPLAIN, want %d and %d", planner, explains, wantPlanner, wantExplains)
 				}
 				total := 0
 				for op, k := range odd {
@@ -202,7 +219,7 @@ func fillMany(t testing.TB, tdb *testDB, w *sqlfixture.Writer, userID string, n 
 	defer tx.Rollback()
 	in := *w
 	in.Exec = tx
-	if err := in.PutUser(ctx, export.User{ID: userID, Email: userID + "@example.com", Role: "user"}); err != nil {
+	if err := in.PutUser(ctx, export.User{ID: userID, Email: userID + "@example.com", Plan: export.Some("free"), Role: "user"}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

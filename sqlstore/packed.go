@@ -180,6 +180,9 @@ func unpackFlag(f *flag, field string) bool {
 // variables, or reports false for an odd row, which is then looked up
 // per column; row hands the record on and reports whether to go on.
 func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner, unpack func(*packedRow) bool, row func() bool) error {
+	if err := v.preferStreaming(ctx); err != nil {
+		return err
+	}
 	packed := v.packs(ctx, q)
 	if v.s.onRead != nil {
 		v.s.onRead(q.op, packed)

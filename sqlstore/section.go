@@ -70,6 +70,10 @@ func Section(name, query string) export.Section {
 				}
 				checked.Store(true)
 			}
+			if err := v.allowSorts(ctx); err != nil {
+				yield(nil, &Error{Op: op, Err: err})
+				return
+			}
 			err := v.each(ctx, query, v.args[:1], nil, func(r *driverRows) bool {
 				return yield(record(r.columns(), r.values()), nil)
 			})

@@ -147,8 +147,10 @@ func newMocked(t *testing.T, spec int) *mocked {
 	s, err := sqlstore.New(db, sqlText[spec].dialect, sqlstore.WithLayout(l))
 	require.NoError(t, err)
 	// sqlmock is no SQLite: the sections are read per column, as on the
-	// other databases. TestPackingFaults turns packing on.
+	// other databases. TestPackingFaults turns packing on. Nor does it
+	// plan: no sorts are discouraged (TestStreamingFaults).
 	sqlstore.SetPacking(s, false)
+	sqlstore.SetStreaming(s, false)
 	return &mocked{store: s, mock: mock, spec: spec}
 }
 

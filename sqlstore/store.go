@@ -25,8 +25,11 @@ type Store struct {
 	// plan is what packed.go's checks found for the schema version
 	// last seen.
 	plan atomic.Pointer[packPlan]
+	// sortFree is what the plans said of sorts on PostgreSQL (stream.go).
+	sortFree sortFree
 
 	noPack   bool                         // tests: never read packed (packed.go)
+	noStream bool                         // tests: never discourage sorts (stream.go)
 	onRead   func(op string, packed bool) // tests: told how each section is read
 	onLookup func(op string)              // tests: told when an odd packed row is looked up
 }
@@ -139,6 +142,9 @@ type view struct {
 	// plan says which sections are read packed (packed.go); nil until
 	// the first section is read.
 	plan *packPlan
+	// noSort is set while PostgreSQL's planner is told to avoid sorts
+	// (stream.go); noSortTried once that was decided.
+	noSort, noSortTried bool
 }
 
 var (

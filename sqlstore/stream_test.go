@@ -1,0 +1,160 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/DATA-DOG/go-sqlmock"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentbot/export"
+	"github.com/agentbot/export/sqlstore"
+)
+
+// TestSortsDiscouragedOnlyWhereAnIndexServes (PostgreSQL): on the
+// application's own tables (only an index on each owner column) the
+// planner's settings are left alone, after one look at a plan; once the
+// export's indexes exist, a new store discourages sorts for the built-in
+// sections, and an added section is planned with the setting restored.
+func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
+	tdb := openDB(t, sqlstore.Postgres)
+	s, w := appTables(t, tdb)
+	ctx := ctxFor(t)
+	fillMany(t, tdb, w, "jane", 50)
+	l := s.Layout()
+
+	cc := &countingConnector{d: tdb.db.Driver(), dsn: tdb.dsn}
+	db := sql.OpenDB(cc)
+	t.Cleanup(func() { db.Close() })
+	settingOf := `SELECT current_setting('enable_sort') AS "enableSort" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
+	run := func() (statements []string, setting string) {
+		t.Helper()
+		st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithLayout(l))
+		require.NoError(t, err)
+		return runOn(t, cc, st, settingOf)
+	}
+	exportWith := func(st *sqlstore.Store) (statements []string, setting string) {
+		return runOn(t, cc, st, settingOf)
+	}
+
+	// The application's tables: a plan that sorts, and nothing changed.
+	st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithLayout(l))
+	require.NoError(t, err)
+	statements, setting := exportWith(st)
+	require.Equal(t, "on", setting)
+	require.Equal(t, []string{"SET LOCAL enable_sort = off", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT"}, planner(statements),
+		"the first export looks at a plan, finds a sort and restores the setting")
+	statements, setting = exportWith(st)
+	require.Empty(t, planner(statements), "the same store trusts what it saw")
+	require.Equal(t, "on", setting)
+
+	// The export's indexes: sorts discouraged, and restored for the
+	// added section.
+	warnings, err := s.Check(ctx)
+	require.NoError(t, err)
+	for _, w := range warnings {
+		mustExec(t, tdb.db, w.Fix)
+	}
+	statements, setting = run()
+	require.Equal(t, []string{"SET LOCAL enable_sort = off", "EXPLAIN", "EXPLAIN", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT"}, planner(statements))
+	require.Equal(t, "on", setting, "the added section is planned with the host's setting")
+}
+
+// runOn exports jane with an added section reading the planner's
+// enable_sort, and returns the statements sent and that setting.
+func runOn(t *testing.T, cc *countingConnector, st *sqlstore.Store, settingOf string) ([]string, string) {
+	t.Helper()
+	exp := export.NewExporter(st)
+	require.NoError(t, exp.AddSection(sqlstore.Section("setting", settingOf)))
+	cc.take()
+	var b bytes.Buffer
+	_, err := exp.Export(ctxFor(t), &b, export.Request{UserID: "jane", ExportedAt: time.Now()})
+	require.NoError(t, err)
+	statements := cc.take()
+	i := strings.Index(b.String(), `"enableSort": "`)
+	require.Positive(t, i, b.String())
+	rest := b.String()[i+len(`"enableSort": "`):]
+	return statements, rest[:strings.IndexByte(rest, '"')]
+}
+
+// planner keeps the statements about planning, EXPLAIN without its query.
+func planner(statements []string) []string {
+	var out []string
+	for _, s := range statements {
+		switch {
+		case strings.HasPrefix(s, "SET LOCAL enable_sort"):
+			out = append(out, s)
+		case strings.HasPrefix(s, "EXPLAIN "):
+			out = append(out, "EXPLAIN")
+		}
+	}
+	return out
+}
+
+// TestStreamingFaults (sqlmock, PostgreSQL): a failure of each planning
+// step fails the export at the first section's stage, with the
+// transaction ended; a plan that sorts leaves the setting as it was.
+func TestStreamingFaults(t *testing.T) {
+	spec := slicesIndex(t, sqlstore.Postgres, "prisma")
+	const off, restore = "SET LOCAL enable_sort = off", "SET LOCAL enable_sort TO DEFAULT"
+	plan := func(line string) *sqlmock.Rows { return sqlmock.NewRows([]string{"QUERY PLAN"}).AddRow(line) }
+	indexScan := `Index Scan using "Agent_userId_createdAt_id_idx" on "Agent"`
+	for _, c := range []struct {
+		name   string
+		expect func(m *mocked)
+		fails  bool
+	}{
+		{"SET fails", func(m *mocked) { m.mock.ExpectQuery(off).WillReturnError(errDriver) }, true},
+		{"EXPLAIN fails", func(m *mocked) {
+			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnError(errDriver)
+		}, true},
+		{"restoring fails", func(m *mocked) {
+			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnRows(plan("Sort"))
+			m.mock.ExpectQuery(restore).WillReturnError(errDriver)
+		}, true},
+		{"a plan that sorts", func(m *mocked) {
+			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnRows(plan(indexScan))
+			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].tasks).WithArgs(mockUser).WillReturnRows(plan("Incremental Sort"))
+			m.mock.ExpectQuery(restore).WillReturnRows(sqlmock.NewRows(nil))
+		}, false},
+		{"an index for every section", func(m *mocked) {
+			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			for _, q := range []string{sqlText[spec].agents, sqlText[spec].tasks, sqlText[spec].workflows} {
+				m.mock.ExpectQuery("EXPLAIN " + q).WithArgs(mockUser).WillReturnRows(plan(indexScan))
+			}
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMocked(t, spec)
+			sqlstore.SetStreaming(m.store, true)
+			m.mock.ExpectBegin()
+			m.expectUser().WillReturnRows(m.userRows())
+			c.expect(m)
+			if c.fails {
+				m.mock.ExpectRollback()
+			} else {
+				m.mock.ExpectQuery(sqlText[spec].agents).WithArgs(m.args()...).WillReturnRows(m.agentRows())
+				m.mock.ExpectQuery(sqlText[spec].tasks).WithArgs(m.args()...).WillReturnRows(m.taskRows())
+				m.mock.ExpectQuery(sqlText[spec].workflows).WithArgs(m.args()...).WillReturnRows(m.workflowRows())
+				m.mock.ExpectCommit()
+			}
+			_, err := export.NewExporter(m.store).Export(context.Background(), &bytes.Buffer{}, export.Request{UserID: mockUser, ExportedAt: mockAt})
+			require.NoError(t, m.mock.ExpectationsWereMet())
+			if !c.fails {
+				require.NoError(t, err)
+				return
+			}
+			var se *sqlstore.Error
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, sqlstore.OpAgents, se.Op)
+			require.ErrorIs(t, err, errDriver)
+		})
+	}
+}
