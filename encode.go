@@ -33,7 +33,8 @@ type jsonWriter struct {
 	buf       []byte
 	n         int64
 	err       error
-	pipelined bool // large sections are written on a second goroutine
+	pipelined bool      // large sections are written on a second goroutine
+	prog      *progress // told of each record read, for the handler's store deadline; may be nil
 }
 
 func newJSONWriter(ctx context.Context, w io.Writer) *jsonWriter {
@@ -81,6 +82,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 	if err != nil {
 		return stageError(StageUser, err)
 	}
+	j.prog.tick()
 	b := append(j.buf, "{\n  \"exportedAt\": "...)
 	b = appendTimeString(b, at)
 	b = append(b, ",\n  \"version\": \""+Version+"\",\n  \"user\": {\n    \"id\": "...)
@@ -181,6 +183,7 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 			p.close(false) // the store's error is the one to report
 			return p.n, stageError(stage, err)
 		}
+		j.prog.tick()
 		if !p.add(rec) {
 			break // writing failed: stop reading; close says why
 		}
@@ -217,9 +220,11 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 	var res Result
 	j := newJSONWriter(ctx, w)
 	j.pipelined = pipelined()
+	j.prog = progressFrom(ctx)
 	defer j.release()
 	encoded := false
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
+		j.prog.tick() // the view is open
 		err := encode(ctx, j, tx, req.ExportedAt, &res)
 		if err == nil {
 			// Separate from encode, whose Tx would otherwise escape to

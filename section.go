@@ -128,6 +128,7 @@ func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section
 				return stageError(stage, err)
 			}
 			n++
+			j.prog.tick()
 			res.Sections[s.Name] = n // so far: a failure's event says how far it got
 			if err := j.step(); err != nil {
 				return stageError(StageWrite, err)
