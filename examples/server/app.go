@@ -27,6 +27,7 @@ type app struct {
 	// since the start: from then on every request is refused (503) until
 	// a restart opens the new file.
 	replaced func() error
+	timeouts export.Timeouts // the export handler's deadlines
 
 	mu         sync.Mutex
 	sessions   map[string]string // random token -> user ID
@@ -46,7 +47,7 @@ func (a *app) routes() http.Handler {
 	// itself (the contract's JSON 405); "GET /api/export" would leave other
 	// methods to the mux's plain-text 405. The exact path only: nothing
 	// under /api/export/ serves an export.
-	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, export.WithLogger(a.logger))
+	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, export.WithLogger(a.logger), export.WithTimeouts(a.timeouts))
 	mux.Handle("/api/export", exp)
 	if a.replaced == nil {
 		return mux
