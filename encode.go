@@ -1,15 +1,13 @@
 package export
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"iter"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // The document is written by hand rather than with encoding/json: the
@@ -200,295 +198,67 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 	return p.n, nil
 }
 
-// StoreExporter is the Exporter over a Store. It streams: records go from
-// the store's iterators into w through one small buffer (and, for a large
-// section, a few batches of records handed to a second goroutine that
-// writes while the store reads), so the memory an export holds does not
-// depend on the size of the account.
-type StoreExporter struct {
-	store    Store
-	sections []Section // added by the host, in order
-}
-
-var _ Exporter = (*StoreExporter)(nil)
-
-// NewExporter returns an Exporter that reads from store.
-func NewExporter(store Store) *StoreExporter { return &StoreExporter{store: store} }
-
-// Export writes the document for req.UserID, stamped req.ExportedAt.
-func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (Result, error) {
-	var res Result
-	j := newJSONWriter(ctx, w)
-	j.pipelined = pipelined()
-	j.prog = progressFrom(ctx)
-	defer j.release()
-	encoded := false
-	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
-		j.prog.tick() // the view is open
-		err := encode(ctx, j, tx, req.ExportedAt, &res)
-		if err == nil {
-			// Separate from encode, whose Tx would otherwise escape to
-			// the heap for Document.WriteTo too (an allocation per call).
-			err = addedSections(ctx, j, tx, e.sections, &res)
-		}
-		if err == nil {
-			err = end(j)
-		}
-		encoded = err == nil
-		return err
-	})
-	res.Bytes = j.n
-	switch {
-	case err == nil:
-		return res, nil
-	case encoded:
-		// The document was written, but releasing the view failed (an
-		// SQL commit): the store could not vouch for what it gave.
-		return res, stageError(StageClose, err)
-	default:
-		return res, stageError(StageOpen, err)
+// addedSections writes the registered sections, each ",\n  \"name\": [...]".
+func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section, res *Result) error {
+	if len(sections) > 0 {
+		res.Sections = make(map[string]int, len(sections))
 	}
-}
-
-// WriteTo writes d in the format of the contract. d.Version is not
-// consulted: the writer only knows how to write Version.
-func (d *Document) WriteTo(w io.Writer) (int64, error) {
-	j := newJSONWriter(context.Background(), w)
-	defer j.release()
-	var res Result
-	err := encode(context.Background(), j, docTx{d}, d.ExportedAt, &res)
-	if err == nil {
-		err = end(j)
-	}
-	return j.n, err
-}
-
-// Bytes returns d in the format of the contract.
-func (d *Document) Bytes() []byte {
-	var buf bytes.Buffer
-	d.WriteTo(&buf) // a bytes.Buffer never fails a write
-	return buf.Bytes()
-}
-
-// ReadDocument reads one user's whole export into memory. It is meant for
-// small accounts and tests; serve large ones with an Exporter.
-func ReadDocument(ctx context.Context, store Store, userID string, exportedAt time.Time) (*Document, error) {
-	d := &Document{ExportedAt: exportedAt, Version: Version}
-	err := store.View(ctx, userID, func(tx Tx) error {
-		u, err := tx.User(ctx)
-		if err != nil {
-			return stageError(StageUser, err)
-		}
-		d.User = u
-		if d.Agents, err = collect(tx.Agents(ctx), StageAgents); err != nil {
-			return err
-		}
-		if d.ScheduledTasks, err = collect(tx.ScheduledTasks(ctx), StageScheduledTasks); err != nil {
-			return err
-		}
-		d.Workflows, err = collect(tx.Workflows(ctx), StageWorkflows)
-		return err
-	})
-	if err != nil {
-		return nil, stageError(StageOpen, err)
-	}
-	return d, nil
-}
-
-func collect[T any](seq iter.Seq2[T, error], stage Stage) ([]T, error) {
-	out := []T{}
-	for v, err := range seq {
-		if err != nil {
-			return nil, stageError(stage, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// docTx serves a Document through the Tx interface, so that a document in
-// memory and a streamed export share one encoder.
-type docTx struct{ d *Document }
-
-func (t docTx) User(context.Context) (User, error) { return t.d.User, nil }
-func (t docTx) Agents(context.Context) iter.Seq2[Agent, error] {
-	return sliceSeq(t.d.Agents)
-}
-func (t docTx) ScheduledTasks(context.Context) iter.Seq2[ScheduledTask, error] {
-	return sliceSeq(t.d.ScheduledTasks)
-}
-func (t docTx) Workflows(context.Context) iter.Seq2[Workflow, error] {
-	return sliceSeq(t.d.Workflows)
-}
-
-func sliceSeq[T any](s []T) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		for _, v := range slices.All(s) {
-			if !yield(v, nil) {
-				return
+	for _, s := range sections {
+		j.buf = append(j.buf, ",\n  \""...)
+		j.buf = append(j.buf, s.Name...)
+		j.buf = append(j.buf, "\": ["...)
+		stage := SectionStage(s.Name)
+		n := 0
+		for rec, err := range s.Read(ctx, tx) {
+			if err != nil {
+				return stageError(stage, err)
+			}
+			if n > 0 {
+				j.buf = append(j.buf, ',')
+			}
+			if j.buf, err = appendRecord(j.buf, rec); err != nil {
+				return stageError(stage, err)
+			}
+			n++
+			j.prog.tick()
+			res.Sections[s.Name] = n // so far: a failure's event says how far it got
+			if err := j.step(); err != nil {
+				return stageError(StageWrite, err)
 			}
 		}
-	}
-}
-
-// FormatTime returns t in the contract's timestamp form, the one
-// JavaScript's Date.prototype.toISOString prints: UTC, exactly three
-// fractional digits (truncated, not rounded), and Z. Years outside
-// 0000-9999 get a sign and six digits, as in JavaScript.
-func FormatTime(t time.Time) string { return string(appendTime(nil, t)) }
-
-func appendTimeString(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = appendTime(b, t)
-	return append(b, '"')
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	// From the Unix time rather than t.Date and t.Clock, which each redo
-	// the calendar arithmetic: a large export formats a timestamp or two
-	// per record, and pprof had this at a tenth of the encoder's time.
-	sec := t.Unix()
-	days, rem := sec/86400, sec%86400
-	if rem < 0 {
-		days, rem = days-1, rem+86400
-	}
-	year, month, day := civilFromDays(days)
-	switch {
-	case year < 0:
-		b = append(b, '-')
-		b = appendDigits(b, -year, 6)
-	case year > 9999:
-		b = append(b, '+')
-		b = appendDigits(b, year, 6)
-	default:
-		b = append2(b, year/100)
-		b = append2(b, year%100)
-	}
-	b = append(b, '-')
-	b = append2(b, month)
-	b = append(b, '-')
-	b = append2(b, day)
-	b = append(b, 'T')
-	b = append2(b, int(rem/3600))
-	b = append(b, ':')
-	b = append2(b, int(rem/60%60))
-	b = append(b, ':')
-	b = append2(b, int(rem%60))
-	b = append(b, '.')
-	ms := t.Nanosecond() / 1e6
-	b = append(b, byte('0'+ms/100))
-	b = append2(b, ms%100)
-	return append(b, 'Z')
-}
-
-// civilFromDays returns the proleptic Gregorian date of a day counted
-// from 1970-01-01 (Howard Hinnant's civil_from_days).
-func civilFromDays(days int64) (year, month, day int) {
-	z := days + 719468
-	era := z / 146097
-	if z < 0 && z%146097 != 0 {
-		era--
-	}
-	doe := z - era*146097                                  // [0, 146096]
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
-	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365]
-	mp := (5*doy + 2) / 153                                // [0, 11], from March
-	day = int(doy - (153*mp+2)/5 + 1)
-	month = int(mp + 3)
-	if mp >= 10 {
-		month = int(mp - 9)
-	}
-	year = int(yoe + era*400)
-	if month <= 2 {
-		year++
-	}
-	return year, month, day
-}
-
-const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
-
-// append2 appends v, in [0, 99], as two digits.
-func append2(b []byte, v int) []byte { return append(b, twoDigits[2*v], twoDigits[2*v+1]) }
-
-// appendDigits appends v in decimal, zero-padded to at least width digits.
-func appendDigits(b []byte, v, width int) []byte {
-	var tmp [20]byte
-	i := len(tmp)
-	for v >= 10 || width > 1 {
-		i--
-		tmp[i] = byte('0' + v%10)
-		v /= 10
-		width--
-	}
-	i--
-	tmp[i] = byte('0' + v)
-	return append(b, tmp[i:]...)
-}
-
-func appendNullString(b []byte, s NullString) []byte {
-	if !s.Valid {
-		return append(b, "null"...)
-	}
-	return appendString(b, s.String)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// safe[c] is true for the ASCII bytes JSON.stringify writes as themselves.
-var safe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendString appends s as a JSON string the way JSON.stringify writes
-// it: only '"', '\\' and control characters are escaped, with the short
-// forms \b \t \n \f \r where they exist and lowercase \u00xx otherwise.
-// Everything else, including <, >, &, DEL and U+2028/U+2029, is written as
-// itself. Bytes that are not valid UTF-8 become U+FFFD, one per byte, as
-// encoding/json reads them.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\r':
-				b = append(b, '\\', 'r')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
+		if n > 0 {
+			j.buf = append(j.buf, "\n  ]"...)
+		} else {
+			j.buf = append(j.buf, ']')
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\uFFFD"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
+		res.Sections[s.Name] = n
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return nil
+}
+
+// appendRecord writes one object as JSON.stringify(…, null, 2) does at
+// the depth of a section's records.
+func appendRecord(b []byte, r Record) ([]byte, error) {
+	if len(r) == 0 {
+		return append(b, "\n    {}"...), nil
+	}
+	b = append(b, "\n    {"...)
+	for i, f := range r {
+		for _, g := range r[:i] {
+			if g.Key == f.Key {
+				return b, fmt.Errorf("field %q appears twice in one record", f.Key)
+			}
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n      "...)
+		b = appendString(b, f.Key)
+		b = append(b, ": "...)
+		var err error
+		if b, err = appendValue(b, f.Value); err != nil {
+			return b, fmt.Errorf("field %q: %w", f.Key, err)
+		}
+	}
+	return append(b, "\n    }"...), nil
 }

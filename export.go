@@ -83,18 +83,6 @@ type Workflow struct {
 	CreatedAt time.Time
 }
 
-// Document is a whole export held in memory. Large accounts should be
-// streamed with an Exporter instead; Document is for small accounts, tests
-// and for reading files back with Decode.
-type Document struct {
-	ExportedAt     time.Time
-	Version        string
-	User           User
-	Agents         []Agent
-	ScheduledTasks []ScheduledTask
-	Workflows      []Workflow
-}
-
 // Request says whose data to export and the instant to stamp it with.
 // It is a struct so that it can grow without breaking Exporter.
 type Request struct {

@@ -60,17 +60,32 @@ func WithFilenamePrefix(prefix string) Option { return func(h *Handler) { h.pref
 // WithClock sets the source of exportedAt (default time.Now).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
 
-// WithLogger sets where each attempt and each failure is logged; nil means
-// slog.Default().
+// The three ways to hear from the handler, by purpose:
+//
+//   - WithLogger: operations. One log line per request (the Event's
+//     fields, at Error level for failed and aborted exports), to read or
+//     ship with the rest of your logs. On by default, to slog.Default().
+//   - WithErrorHook: error reporting. The full error of each export that
+//     failed (500) or aborted mid-stream, at once, for an error tracker
+//     (Sentry...); not called for 401, 405 or 429, which are not faults.
+//   - WithAuditHook: the record of data access. One Event per request,
+//     whatever its outcome, after the response is done: who, the outcome,
+//     what was sent. For an audit log or metrics, typed rather than text.
+//
+// They are independent: set any of them; none changes the response.
+
+// WithLogger sets where the log line of each request goes (see above);
+// nil means slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithErrorHook calls fn with the full error of every failed export (each
-// 500 and 503, and each streamed export aborted), for error reporting. The response itself is fixed by the format
-// and is not the hook's to write.
+// 500 and 503, and a streamed export aborted after its first byte), for
+// error reporting. The response itself is fixed by the format and is not
+// the hook's to write.
 func WithErrorHook(fn func(*http.Request, error)) Option { return func(h *Handler) { h.onError = fn } }
 
 // WithAuditHook calls fn once per request to the handler, whatever its
-// outcome, after the response is done.
+// outcome, after the response is done, with the request's Event.
 func WithAuditHook(fn func(*http.Request, Event)) Option { return func(h *Handler) { h.onEvent = fn } }
 
 // WithDetailedErrors puts the full error text into 500 responses. It can
@@ -85,13 +100,19 @@ func WithLimiter(l Limiter) Option { return func(h *Handler) { h.limiter = l } }
 // WithSpool sets how many bytes of a document are held in memory
 // (threshold, default 1 MiB; values <= 0 keep the default) and the
 // directory for the temporary file beyond that ("" means os.TempDir).
+// WithSpool(1, dir) sends every document to a file in dir (to keep
+// documents out of the heap, or on an encrypted disk of their own).
+//
+// Under WithStreaming, a GET is not spooled, so WithSpool does not apply
+// to it; HEAD still is, though only counted and hashed, never stored.
 func WithSpool(threshold int, dir string) Option {
 	return func(h *Handler) { h.spoolLimit, h.spoolDir = threshold, dir }
 }
 
 // WithStreaming sends the document as it is produced instead of spooling
 // it first: the first byte leaves early and nothing is held, but the
-// response has no Content-Length, and a failure after the first byte
+// response has no Content-Length and no Repr-Digest (both need the whole
+// document before the headers), and a failure after the first byte
 // aborts the connection (the client sees a broken transfer, never a
 // well-formed but incomplete file) instead of answering 500.
 func WithStreaming(on bool) Option { return func(h *Handler) { h.streaming = on } }
@@ -129,10 +150,13 @@ func NewHandler(exporter Exporter, resolve func(*http.Request) (userID string, e
 
 // Event describes one request to the handler, for audit.
 type Event struct {
-	UserID         string // "" when there was no session
-	Outcome        Outcome
-	Status         int
-	Bytes          int64 // size of the document produced
+	UserID  string // "" when there was no session
+	Outcome Outcome
+	Status  int
+	// Bytes is the size of the document produced: for a HEAD, the size a
+	// GET would have sent (though nothing was); for a failure, how far it
+	// got.
+	Bytes          int64
 	Agents         int
 	ScheduledTasks int
 	Workflows      int
@@ -141,14 +165,15 @@ type Event struct {
 	Err            error // the full error; never shown to the client
 }
 
-// Outcome sums up how a request ended.
+// Outcome sums up how a request ended. Its values are identifiers
+// (lower case, underscores), for logs and metrics labels.
 type Outcome string
 
 // The outcomes of Event.
 const (
 	OutcomeExported         Outcome = "exported"
 	OutcomeUnauthorized     Outcome = "unauthorized"
-	OutcomeMethodNotAllowed Outcome = "method not allowed"
+	OutcomeMethodNotAllowed Outcome = "method_not_allowed"
 	OutcomeLimited          Outcome = "limited"
 	OutcomeCanceled         Outcome = "canceled" // the client went away
 	OutcomeFailed           Outcome = "failed"
@@ -336,10 +361,11 @@ func discardBody(r *http.Request) {
 }
 
 // serveSpooled produces the whole document before the status line, so a
-// failure is a clean 500 and the 200 carries Content-Length. HEAD only
-// counts the bytes.
+// failure is a clean 500 and the 200 carries Content-Length and
+// Repr-Digest (RFC 9530: the SHA-256 of the body, which a user can check
+// a downloaded file against). HEAD only counts and hashes the bytes.
 func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request) {
-	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead}
+	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, digest: true}
 	defer sp.Close()
 	res, err := h.exporter.Export(ex.ctx, progressWriter{sp, &ex.prog}, req)
 	if err == nil {
@@ -359,6 +385,7 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex
 	}
 	h.setSuccessHeaders(w, req)
 	w.Header().Set("Content-Length", strconv.FormatInt(sp.size, 10))
+	w.Header().Set("Repr-Digest", sp.reprDigest())
 	w.WriteHeader(http.StatusOK)
 	ev.Outcome = OutcomeExported
 	if r.Method == http.MethodHead {

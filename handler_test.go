@@ -2,6 +2,8 @@ package export_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -87,6 +89,7 @@ func TestHandlerSuccess(t *testing.T) {
 		"Cache-Control":          {"no-store"},
 		"X-Content-Type-Options": {"nosniff"},
 		"Content-Length":         {strconv.Itoa(len(want))},
+		"Repr-Digest":            {sha256Field(want)},
 	}
 	require.Equal(t, wantHeaders, rec.Header())
 
@@ -523,6 +526,40 @@ func TestStreamingSuccess(t *testing.T) {
 	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 	require.Equal(t, int64(-1), resp.ContentLength, "a streamed body has no Content-Length")
+	require.Empty(t, resp.Header.Get("Repr-Digest"), "a streamed body has no digest: the headers leave before the body is known")
+}
+
+// sha256Field is the Repr-Digest field value (RFC 9530) of body.
+func sha256Field(body string) string {
+	sum := sha256.Sum256([]byte(body))
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"
+}
+
+// TestReprDigest: a spooled 200 carries the SHA-256 of the bytes sent,
+// from memory and from a spool file, for GET and HEAD alike; an error
+// carries none.
+func TestReprDigest(t *testing.T) {
+	doc := goldenCases(t)["many-records"]
+	want := readGolden(t, "many-records")
+	for name, opts := range map[string][]export.Option{
+		"in memory":      nil,
+		"in a temp file": {export.WithSpool(64, t.TempDir())},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newTestHandler(t, storeOf(t, doc), fixedUser(doc.User.ID), append(opts, clockAt(doc.ExportedAt))...)
+			get := do(h, http.MethodGet)
+			require.Equal(t, http.StatusOK, get.Code)
+			requireSameText(t, want, get.Body.String())
+			require.Equal(t, sha256Field(get.Body.String()), get.Header().Get("Repr-Digest"))
+			require.Equal(t, sha256Field(want), get.Header().Get("Repr-Digest"))
+			head := do(h, http.MethodHead)
+			require.Equal(t, get.Header().Get("Repr-Digest"), head.Header().Get("Repr-Digest"), "HEAD, with the same clock, digests the same document")
+		})
+	}
+	failing := newTestHandler(t, &faultStore{Store: storeOf(t, doc), stage: export.StageWorkflows}, fixedUser(doc.User.ID))
+	rec := do(failing, http.MethodGet)
+	require.Equal(t, http.StatusInternalServerError, rec.Code)
+	require.Empty(t, rec.Header().Get("Repr-Digest"))
 }
 
 // TestStreamingAbortsOnLateFailure fails the store after the first bytes

@@ -33,21 +33,24 @@ func (e *LimitError) Error() string {
 	return fmt.Sprintf("export: limited: %s (retry after %s)", e.Reason, e.RetryAfter)
 }
 
-// Limits configures a LocalLimiter. A zero field takes its default; a
-// negative PerUser or Concurrent means no limit of that kind.
+// Limits configures a LocalLimiter. In every field, zero means the
+// default and a negative value turns that bound off.
 type Limits struct {
 	// PerUser is how many exports of one user may be in flight at once,
 	// counting those waiting for a global slot. Beyond it a request is
-	// refused at once. Default 1.
+	// refused at once. Default 1; negative: no per-user limit.
 	PerUser int
 	// Concurrent is how many exports may run at once in this process.
 	// Beyond it requests wait their turn, first come first served.
-	// Default 4.
+	// Default 4; negative: no global limit.
 	Concurrent int
 	// MaxWait bounds the wait for a global slot; then the request is
-	// refused. Default 10s.
+	// refused. Default 10s; negative: no bound, a request waits as long
+	// as it lasts (its context, the server's timeouts).
 	MaxWait time.Duration
-	// RetryAfter is what refused clients are told. Default 5s.
+	// RetryAfter is what refused clients are told. Default 5s; negative:
+	// no delay asked, which the handler sends as "Retry-After: 1", the
+	// least a 429 says.
 	RetryAfter time.Duration
 }
 
@@ -73,9 +76,10 @@ func NewLimiter(l Limits) *LocalLimiter {
 	return &LocalLimiter{limits: l.WithDefaults(), users: make(map[string]int)}
 }
 
-// WithDefaults returns l with each zero field (and a negative MaxWait or
-// RetryAfter) set to its default, as NewLimiter applies them. A shared
-// limiter of the host's uses it to enforce the same limits by default.
+// WithDefaults returns l with each zero field set to its default, as
+// NewLimiter applies them; negative fields are kept (their bound is off).
+// A shared limiter of the host's uses it to enforce the same limits by
+// default.
 func (l Limits) WithDefaults() Limits {
 	if l.PerUser == 0 {
 		l.PerUser = defaultLimits.PerUser
@@ -83,10 +87,10 @@ func (l Limits) WithDefaults() Limits {
 	if l.Concurrent == 0 {
 		l.Concurrent = defaultLimits.Concurrent
 	}
-	if l.MaxWait <= 0 {
+	if l.MaxWait == 0 {
 		l.MaxWait = defaultLimits.MaxWait
 	}
-	if l.RetryAfter <= 0 {
+	if l.RetryAfter == 0 {
 		l.RetryAfter = defaultLimits.RetryAfter
 	}
 	return l
@@ -112,13 +116,17 @@ func (l *LocalLimiter) Acquire(ctx context.Context, userID string) (func(), erro
 	elem := l.waiting.PushBack(granted)
 	l.mu.Unlock()
 
-	timer := time.NewTimer(l.limits.MaxWait)
-	defer timer.Stop()
+	var timeout <-chan time.Time // nil, never ready, when MaxWait is off
+	if l.limits.MaxWait > 0 {
+		timer := time.NewTimer(l.limits.MaxWait)
+		defer timer.Stop()
+		timeout = timer.C
+	}
 	var err error
 	select {
 	case <-granted:
 		return l.releaser(userID), nil
-	case <-timer.C:
+	case <-timeout:
 		err = &LimitError{RetryAfter: l.limits.RetryAfter, Reason: "too many exports in progress"}
 	case <-ctx.Done():
 		err = ctx.Err()

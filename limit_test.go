@@ -132,3 +132,50 @@ func TestLimiterGrantedWhileGivingUp(t *testing.T) {
 		<-done
 	}
 }
+
+// TestLimitsNegativeMeansOff: in every field, zero is the default and a
+// negative value turns the bound off.
+func TestLimitsNegativeMeansOff(t *testing.T) {
+	if got := (Limits{}).WithDefaults(); got != defaultLimits {
+		t.Fatalf("zero Limits.WithDefaults() = %+v, want %+v", got, defaultLimits)
+	}
+	off := Limits{PerUser: -1, Concurrent: -1, MaxWait: -1, RetryAfter: -1}
+	if got := off.WithDefaults(); got != off {
+		t.Fatalf("negative fields: WithDefaults() = %+v, want them kept: %+v", got, off)
+	}
+
+	// MaxWait off: a waiter still waits after 100 ms (a MaxWait of 20 ms
+	// would have refused it), and gets the slot when it frees.
+	l := NewLimiter(Limits{Concurrent: 1, MaxWait: -1})
+	release, err := l.Acquire(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		r, err := l.Acquire(context.Background(), "b")
+		if err == nil {
+			r()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("with MaxWait off, a waiter gave up: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	if err := <-got; err != nil {
+		t.Fatalf("the waiter, once the slot freed: %v", err)
+	}
+
+	// RetryAfter off: a refusal asks for no delay.
+	l = NewLimiter(Limits{RetryAfter: -1})
+	release, _ = l.Acquire(context.Background(), "a")
+	defer release()
+	_, err = l.Acquire(context.Background(), "a")
+	var le *LimitError
+	if !errors.As(err, &le) || le.RetryAfter > 0 {
+		t.Fatalf("RetryAfter off: %v, want a LimitError asking for no delay", err)
+	}
+}

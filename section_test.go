@@ -124,6 +124,7 @@ func TestAddedSectionFailures(t *testing.T) {
 			var ee *export.Error
 			require.ErrorAs(t, err, &ee)
 			require.Equal(t, export.Stage("read notes"), ee.Stage)
+			require.Equal(t, export.SectionStage("notes"), ee.Stage)
 			require.ErrorContains(t, err, c.err)
 
 			h := export.NewHandler(exp, fixedUser(doc.User.ID), export.WithLogger(quietLogger))

@@ -100,8 +100,13 @@ func TestAuditEventPerOutcome(t *testing.T) {
 	srv.Close() // waits for every handler, so every event is in
 
 	// A streamed export that fails cuts its connection before its handler
-	// returns, so srv.Close does not wait for that one: wait for its event.
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 7 }, 10*time.Second, 5*time.Millisecond)
+	// returns, so srv.Close does not wait for that one: wait for its event
+	// and its log line (which may come in either order).
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) >= 7 && strings.Count(logs.String(), `"msg":"export"`) >= 7
+	}, 10*time.Second, 5*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	slices.SortStableFunc(events, func(a, b export.Event) int { return cmp.Compare(order[a.Outcome], order[b.Outcome]) })
@@ -132,7 +137,21 @@ func TestAuditEventPerOutcome(t *testing.T) {
 	}
 	for _, ev := range events {
 		require.NotEqual(t, "victim", ev.UserID)
+		require.Regexp(t, `^[a-z]+(_[a-z]+)*$`, string(ev.Outcome), "an outcome is an identifier, for logs and metrics labels")
 	}
+}
+
+// TestHeadEventBytes: a HEAD's event has the size a GET would have sent.
+func TestHeadEventBytes(t *testing.T) {
+	var events []export.Event
+	h := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"),
+		export.WithAuditHook(func(_ *http.Request, ev export.Event) { events = append(events, ev) }))
+	get := do(h, http.MethodGet)
+	head := do(h, http.MethodHead)
+	require.Empty(t, head.Body.String())
+	require.Len(t, events, 2)
+	require.Equal(t, int64(get.Body.Len()), events[0].Bytes)
+	require.Equal(t, events[0].Bytes, events[1].Bytes, "HEAD: the size GET sent")
 }
 
 // order is the order in which TestAuditEventPerOutcome sends requests.

@@ -1,16 +1,26 @@
 package export
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"hash"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // spool holds a finished document until the response is sent, so that a
 // failure part-way is still a clean 500 and the 200 carries
 // Content-Length. It keeps up to limit bytes in memory and moves to a
-// temporary file beyond that, through the same buffer; Close always
-// removes the file.
+// temporary file beyond that; Close always removes the file.
+//
+// Past the threshold a second goroutine (flusher) hashes each full buffer
+// and writes it to the file while the encoder fills the other, so neither
+// the digest nor the file system's time is on the encoder's path: pprof
+// of the example server on a 300,000-record PostgreSQL export put SHA-256
+// at a fifth of its CPU, done inline. The two buffers are the only
+// memory: the encoder waits for the flusher if it falls behind.
 type spool struct {
 	dir   string
 	limit int
@@ -18,56 +28,86 @@ type spool struct {
 	file  *os.File
 	path  string // set while the file still has a name to remove
 	size  int64
+	fl    *flusher
+	done  bool // finish has run
 
-	countOnly bool // HEAD: only the size is needed
+	countOnly bool      // HEAD: only the size (and the digest) is needed
+	digest    bool      // hash what is written, for reprDigest
+	sum       hash.Hash // SHA-256 of the bytes written, when digest; the flusher's while it runs
 }
+
+// minFileBuffer is the least a buffer holds before it goes to the file,
+// whatever the threshold (WithSpool(1, dir) spools every document).
+const minFileBuffer = 256 << 10
+
+// sums recycles the spools' SHA-256 states between requests.
+var sums = sync.Pool{New: func() any { return sha256.New() }}
 
 // spoolBufs recycles the in-memory part of spools between requests.
 var spoolBufs sync.Pool
 
 func (s *spool) Write(p []byte) (int, error) {
+	n := len(p)
 	if s.countOnly {
-		s.size += int64(len(p))
-		return len(p), nil
+		if s.digest {
+			s.hash(p)
+		}
+		s.size += int64(n)
+		return n, nil
 	}
 	if s.mem == nil {
 		if b, ok := spoolBufs.Get().(*[]byte); ok {
 			s.mem = (*b)[:0]
 		}
 	}
-	if len(s.mem)+len(p) > s.limit {
-		// Past the threshold the buffer becomes the file's write buffer:
-		// one write per threshold's worth, not one per call (pprof showed
-		// the file system's per-write cost on large exports).
+	for len(s.mem)+len(p) > s.bufferSize() {
+		k := s.bufferSize() - len(s.mem)
+		s.mem = append(s.mem, p[:k]...)
+		p = p[k:]
+		s.size += int64(k)
 		if err := s.drain(); err != nil {
-			return 0, &Error{Stage: StageSpool, Err: err}
-		}
-		if len(p) > s.limit {
-			n, err := s.file.Write(p)
-			s.size += int64(n)
-			if err != nil {
-				return n, &Error{Stage: StageSpool, Err: err}
-			}
-			return n, nil
+			return n - len(p), &Error{Stage: StageSpool, Err: err}
 		}
 	}
 	s.mem = append(s.mem, p...)
 	s.size += int64(len(p))
-	return len(p), nil
+	return n, nil
 }
 
-// drain moves what is buffered to the file, creating it the first time.
+// bufferSize is how much is buffered before the next move: the threshold
+// while the document may still fit in memory, then a file buffer.
+func (s *spool) bufferSize() int {
+	if s.fl == nil {
+		return s.limit
+	}
+	return max(s.limit, minFileBuffer)
+}
+
+func (s *spool) hash(p []byte) {
+	if s.sum == nil {
+		s.sum = sums.Get().(hash.Hash)
+	}
+	s.sum.Write(p)
+}
+
+// drain hands what is buffered to the flusher, creating the file and
+// starting the flusher the first time, and goes on in the other buffer.
 func (s *spool) drain() error {
-	if s.file == nil {
+	if s.fl == nil {
 		if err := s.toFile(); err != nil {
 			return err
 		}
+		var sum hash.Hash
+		if s.digest {
+			sum = sums.Get().(hash.Hash)
+		}
+		s.sum = sum
+		s.fl = startFlusher(s.file, sum, max(s.limit, minFileBuffer))
 	}
-	_, err := s.file.Write(s.mem)
-	s.mem = s.mem[:0]
+	buf, err := s.fl.swap(s.mem)
+	s.mem = buf
 	return err
 }
-
 func (s *spool) toFile() error {
 	f, err := os.CreateTemp(s.dir, "export-*.json")
 	if err != nil {
@@ -83,15 +123,44 @@ func (s *spool) toFile() error {
 	return nil
 }
 
-// finish writes out what is still buffered, so that every failure of the
-// spool happens before the response's status is chosen.
+// finish writes out what is still buffered and waits for the file to
+// hold it all, so that every failure of the spool happens before the
+// response's status is chosen.
 func (s *spool) finish() error {
-	if s.file != nil && len(s.mem) > 0 {
-		if err := s.drain(); err != nil {
-			return &Error{Stage: StageSpool, Err: err}
+	if s.done {
+		return nil
+	}
+	s.done = true
+	if s.fl == nil {
+		if s.digest && !s.countOnly {
+			s.hash(s.mem) // all of it is in memory
 		}
+		return nil
+	}
+	var err error
+	if len(s.mem) > 0 {
+		s.mem, err = s.fl.swap(s.mem)
+	}
+	if ferr := s.fl.stop(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return &Error{Stage: StageSpool, Err: err}
 	}
 	return nil
+}
+
+// reprDigest returns the Repr-Digest field value (RFC 9530) of what was
+// written: sha-256=:<base64 of the SHA-256>:.
+func (s *spool) reprDigest() string {
+	if s.sum == nil { // nothing was written
+		s.sum = sums.Get().(hash.Hash)
+	}
+	var sum [sha256.Size]byte
+	var field [len("sha-256=::") + 44]byte
+	b := append(field[:0], "sha-256=:"...)
+	b = base64.StdEncoding.AppendEncode(b, s.sum.Sum(sum[:0]))
+	return string(append(b, ':'))
 }
 
 // WriteTo sends the spooled document to w, after finish.
@@ -124,7 +193,15 @@ func (s *spool) recycle() {
 
 // Close releases the file, if any, and removes it.
 func (s *spool) Close() error {
+	if s.fl != nil && !s.fl.stopped() {
+		s.fl.stop() // an export that failed: what the flusher had is not needed
+	}
 	s.recycle()
+	if s.sum != nil {
+		s.sum.Reset()
+		sums.Put(s.sum)
+		s.sum = nil
+	}
 	if s.file == nil {
 		return nil
 	}
@@ -137,3 +214,60 @@ func (s *spool) Close() error {
 	s.file, s.path = nil, ""
 	return err
 }
+
+// flusher writes a spool's full buffers to its file, hashing them first,
+// on a goroutine of its own. Buffers go to it on full and come back on
+// free; it stops at its first error, and keeps handing buffers back so
+// that the spool never waits for it in vain.
+type flusher struct {
+	full   chan []byte
+	free   chan []byte
+	done   chan struct{}
+	err    error       // the first error: read once failed is set, or after done is closed
+	failed atomic.Bool // err is set
+	ended  bool
+}
+
+func startFlusher(f *os.File, sum hash.Hash, size int) *flusher {
+	fl := &flusher{full: make(chan []byte), free: make(chan []byte, 1), done: make(chan struct{})}
+	fl.free <- make([]byte, 0, size)
+	go func() {
+		defer close(fl.done)
+		for b := range fl.full {
+			if fl.err == nil {
+				if sum != nil {
+					sum.Write(b)
+				}
+				if _, err := f.Write(b); err != nil {
+					fl.err = err
+					fl.failed.Store(true)
+				}
+			}
+			fl.free <- b[:0]
+		}
+	}()
+	return fl
+}
+
+// swap hands b to the flusher and returns an empty buffer. The error is
+// the flusher's, if it has already failed.
+func (fl *flusher) swap(b []byte) ([]byte, error) {
+	if fl.failed.Load() {
+		return b[:0], fl.err
+	}
+	fl.full <- b
+	return <-fl.free, nil
+}
+
+// stop waits for the flusher to write what it was given, and returns its
+// error.
+func (fl *flusher) stop() error {
+	if !fl.ended {
+		fl.ended = true
+		close(fl.full)
+		<-fl.done
+	}
+	return fl.err
+}
+
+func (fl *flusher) stopped() bool { return fl.ended }

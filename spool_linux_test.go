@@ -2,6 +2,7 @@ package export_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -57,4 +58,37 @@ func openFilesIn(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// TestSpoolAlwaysToDisk: WithSpool(1, dir) puts every document, even the
+// smallest, in a file in dir; the default threshold keeps it in memory.
+func TestSpoolAlwaysToDisk(t *testing.T) {
+	for _, c := range []struct {
+		threshold, open int
+	}{{1, 1}, {0, 0}} {
+		dir := t.TempDir()
+		h := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"), export.WithSpool(c.threshold, dir))
+		open := -1
+		w := &onWrite{ResponseRecorder: httptest.NewRecorder(), fn: func() { open = openFilesIn(t, dir) }}
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/export", nil))
+		require.Equal(t, http.StatusOK, w.Code)
+		require.Equal(t, readGolden(t, "contract-example"), w.Body.String())
+		require.Equal(t, c.open, open, "WithSpool(%d): files open in the spool directory while the body is sent", c.threshold)
+		require.Zero(t, openFilesIn(t, dir), "the file is closed afterwards")
+	}
+}
+
+// onWrite calls fn before its first Write.
+type onWrite struct {
+	*httptest.ResponseRecorder
+	fn   func()
+	done bool
+}
+
+func (w *onWrite) Write(p []byte) (int, error) {
+	if !w.done {
+		w.done = true
+		w.fn()
+	}
+	return w.ResponseRecorder.Write(p)
 }

@@ -2,10 +2,14 @@ package export
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // TestSpoolKeepsEveryByte writes in chunks of every size around the
@@ -66,5 +70,65 @@ func TestSpoolFinishReportsALateFailure(t *testing.T) {
 	var ee *Error
 	if !errors.As(err, &ee) || ee.Stage != StageSpool {
 		t.Fatalf("finish: %v, want a StageSpool error", err)
+	}
+}
+
+// TestSpoolFlusherEnds: the goroutine that writes the file ends with the
+// spool, whether the export finished or failed part-way, and a failed
+// file write stops the export at the next buffer, not only at finish.
+func TestSpoolFlusherEnds(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	s := &spool{dir: t.TempDir(), limit: 16, digest: true}
+	if _, err := s.Write(make([]byte, 3*minFileBuffer)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // no finish: the export failed
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
+
+	s = &spool{dir: t.TempDir(), limit: 16}
+	defer s.Close()
+	if _, err := s.Write(make([]byte, 40)); err != nil {
+		t.Fatal(err)
+	}
+	s.file.Close() // the disk goes away
+	var err error
+	for i := 0; i < 4 && err == nil; i++ {
+		_, err = s.Write(make([]byte, minFileBuffer))
+	}
+	var ee *Error
+	if !errors.As(err, &ee) || ee.Stage != StageSpool {
+		t.Fatalf("Write after a failed file write: %v, want a StageSpool error", err)
+	}
+}
+
+// TestSpoolDigestIsOfEveryByte: the digest is the SHA-256 of the bytes
+// sent, whether the document stayed in memory or went to the file, and
+// for a HEAD, which stores nothing.
+func TestSpoolDigestIsOfEveryByte(t *testing.T) {
+	for _, size := range []int{0, 10, 100, 3*minFileBuffer + 17} {
+		for _, head := range []bool{false, true} {
+			p := make([]byte, size)
+			for i := range p {
+				p[i] = byte(i * 7)
+			}
+			s := &spool{dir: t.TempDir(), limit: 64, digest: true, countOnly: head}
+			for q := p; len(q) > 0; {
+				n := min(len(q), 1000)
+				if _, err := s.Write(q[:n]); err != nil {
+					t.Fatal(err)
+				}
+				q = q[n:]
+			}
+			if err := s.finish(); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(p)
+			if want := "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"; s.reprDigest() != want {
+				t.Errorf("%d bytes, HEAD %v: %s, want %s", size, head, s.reprDigest(), want)
+			}
+			s.Close()
+		}
 	}
 }

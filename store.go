@@ -49,9 +49,10 @@ type Store interface {
 // String fields that the underlying storage holds as NULL come back as
 // "", except the User fields typed NullString, which come back not Valid.
 //
-// Hosts will be able to add sections of their own; they will do so
-// through further interfaces that a Tx may implement, found by type
-// assertion, so that this interface never has to grow.
+// Hosts add sections of their own with StoreExporter.AddSection: each
+// Section's Read is called with this Tx, inside the same View, and reaches
+// the store's own type through AsTx (sqlstore.Section and memstore.Section
+// do), so this interface never has to grow.
 type Tx interface {
 	// User returns the user whose view this is.
 	User(ctx context.Context) (User, error)

@@ -33,8 +33,25 @@ func (f fixture) PutWorkflow(_ context.Context, uid string, w export.Workflow) e
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		s := memstore.New()
-		return storetest.Harness{Store: s, Fixture: fixture{s}, Notes: notesOn(s)}
+		return storetest.Harness{Store: s, Fixture: fixture{s}, Notes: notesOn(s), Owned: []storetest.OwnedSection{filesOn(s)}}
 	})
+}
+
+// filesOn is an owned section on memstore: each record is an ID and its
+// owner's.
+func filesOn(s *memstore.Store) storetest.OwnedSection {
+	var mu sync.Mutex
+	files := map[string][]export.Record{}
+	return storetest.OwnedSection{
+		Section: memstore.Section("files"),
+		Owner:   "owner",
+		Put: func(_ context.Context, userID, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			files[userID] = append(files[userID], export.Record{{Key: "id", Value: id}, {Key: "owner", Value: userID}})
+			return s.SetSection(userID, "files", files[userID])
+		},
+	}
 }
 
 // notesOn is the conformance suite's added section on memstore: the

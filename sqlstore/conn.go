@@ -28,8 +28,9 @@ import (
 
 // dconn is a connection lent by the pool, used through its driver.
 type dconn struct {
-	ci driver.Conn
-	tx driver.Tx
+	ci     driver.Conn
+	tx     driver.Tx
+	reader RowReader // the store's, or nil
 }
 
 // withTx runs fn in a read-only transaction on a connection from the pool,
@@ -169,6 +170,15 @@ func (c *dconn) args(values []any) ([]driver.NamedValue, error) {
 // driver.ErrSkip, as go-sql-driver/mysql does for arguments unless it
 // interpolates them) as a prepared statement, closed with the rows.
 func (c *dconn) query(ctx context.Context, query string, args []any) (*driverRows, error) {
+	if c.reader != nil {
+		rows, ok, err := c.reader.Query(ctx, c.ci, query, args)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &driverRows{fast: rows}, nil
+		}
+	}
 	nvs, err := c.args(args)
 	if err != nil {
 		return nil, err
@@ -208,11 +218,50 @@ func (c *dconn) query(ctx context.Context, query string, args []any) (*driverRow
 	return &driverRows{rows: rows, stmt: stmt}, nil
 }
 
-// driverRows reads a driver's rows into Scanners.
+// driverRows reads a driver's rows, or a RowReader's, into Scanners.
 type driverRows struct {
 	rows driver.Rows
 	stmt driver.Stmt // closed with the rows, if the query prepared one
 	vals []driver.Value
+
+	fast  Rows // a RowReader's rows, in place of rows
+	fvals []Value
+}
+
+// value returns column i of the row last read.
+func (r *driverRows) value(i int) driver.Value {
+	if r.fast != nil {
+		return r.fvals[i].DriverValue()
+	}
+	return r.vals[i]
+}
+
+// columns returns the names of the columns.
+func (r *driverRows) columns() []string {
+	if r.fast != nil {
+		return r.fast.Columns()
+	}
+	return r.rows.Columns()
+}
+
+// values returns the row last read as driver.Values.
+func (r *driverRows) values() []driver.Value {
+	if r.fast == nil {
+		return r.vals
+	}
+	vals := make([]driver.Value, len(r.fvals))
+	for i := range r.fvals {
+		vals[i] = r.fvals[i].DriverValue()
+	}
+	return vals
+}
+
+// width returns the number of columns of the row last read.
+func (r *driverRows) width() int {
+	if r.fast != nil {
+		return len(r.fvals)
+	}
+	return len(r.vals)
 }
 
 // next reads the next row into dest, one Scanner per column (nil reads
@@ -220,6 +269,9 @@ type driverRows struct {
 // driver's values (which it may reuse for the next row) are handed to the
 // Scanners, which copy what they keep.
 func (r *driverRows) next(dest []sql.Scanner) (bool, error) {
+	if r.fast != nil {
+		return r.nextFast(dest)
+	}
 	if r.vals == nil {
 		n := len(r.rows.Columns())
 		if dest != nil && n != len(dest) {
@@ -241,9 +293,40 @@ func (r *driverRows) next(dest []sql.Scanner) (bool, error) {
 	return true, nil
 }
 
+// nextFast is next for a RowReader's rows: the Scanners of this package
+// read each Value as it is, any other Scanner its driver.Value.
+func (r *driverRows) nextFast(dest []sql.Scanner) (bool, error) {
+	if r.fvals == nil {
+		cols := r.fast.Columns()
+		if dest != nil && len(cols) != len(dest) {
+			return false, fmt.Errorf("the query returned %d columns, want %d", len(cols), len(dest))
+		}
+		r.fvals = make([]Value, len(cols))
+	}
+	more, err := r.fast.Next(r.fvals)
+	if err != nil || !more {
+		return false, err
+	}
+	for i, s := range dest {
+		var err error
+		if vs, ok := s.(valueScanner); ok {
+			err = vs.scanValue(&r.fvals[i])
+		} else {
+			err = s.Scan(r.fvals[i].DriverValue())
+		}
+		if err != nil {
+			return false, fmt.Errorf("column %d (%s): %w", i, r.fast.Columns()[i], err)
+		}
+	}
+	return true, nil
+}
+
 // close closes the rows and the statement, if any, and returns the first
 // error.
 func (r *driverRows) close() error {
+	if r.fast != nil {
+		return r.fast.Close()
+	}
 	err := r.rows.Close()
 	if r.stmt != nil {
 		if serr := r.stmt.Close(); err == nil {

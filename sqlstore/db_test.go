@@ -40,6 +40,7 @@ type testDB struct {
 	dialect sqlstore.Dialect
 	db      *sql.DB
 	schema  string // prefix for table names: "" or "schema."
+	dsn     string // what db was opened with, for another pool on it
 }
 
 // databases lists the databases a test runs on, as subtest names. Those
@@ -92,19 +93,20 @@ func openServer(t testing.TB, d sqlstore.Dialect, driver, env, skip, create, dro
 	schema := randomName("export_test_")
 	mustExec(t, db, fmt.Sprintf(create, schema))
 	t.Cleanup(func() { mustExec(t, db, fmt.Sprintf(drop, schema)) })
-	return &testDB{dialect: d, db: db, schema: schema + "."}
+	return &testDB{dialect: d, db: db, schema: schema + ".", dsn: dsn}
 }
 
 // openSQLite opens the file in WAL mode, as an application serving
 // concurrent requests from SQLite would: readers and the writer do not
 // block each other, and the busy timeout queues writers.
 func openSQLite(t testing.TB, path string) *testDB {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &testDB{dialect: sqlstore.SQLite, db: db}
+	return &testDB{dialect: sqlstore.SQLite, db: db, dsn: dsn}
 }
 
 func mustExec(t testing.TB, db *sql.DB, stmt string, args ...any) {

@@ -49,7 +49,8 @@
 // (driver.ConnBeginTx); a driver without it fails the export. A driver
 // could still ignore them silently, so Store.Check verifies on PostgreSQL
 // that the transaction really is REPEATABLE READ and READ ONLY. Call Check
-// at startup: it also proves every table and column of the layout exists.
+// at startup: it also proves every table and column of the layout exists,
+// and returns warnings worth logging (a missing index).
 //
 // # Speed
 //
@@ -73,13 +74,28 @@
 // invalid after the failure (driver.Validator: go-sql-driver/mysql's
 // "invalid connection"); retry.go has the details.
 //
-// On SQLite, a section of more than 1,024 rows goes on with the same
-// query selecting one column per row, concat_ws(char(0), ...), instead of
-// one per field: the driver's cost is per column. It is used only where
-// it gives exactly the per-column values (SQLite 3.44 or later, a UTF-8
-// database, an ordinary table whose text columns have TEXT affinity), and
-// a row that does not split cleanly is read per column again; packed.go
-// has the reasoning.
+// Each section is read by one execution of one query, whatever the data
+// holds. On SQLite that query selects one column per row instead of one
+// per field (the driver's cost is per column):
+//
+//	concat_ws(char(0), rowid, ifnull(id, ''), ifnull(name, ''), ...)
+//
+// split here at the NULs. It is used only where it gives
+// exactly the per-column values (SQLite 3.44 or later, a UTF-8 database,
+// an ordinary table with a rowid whose text columns have TEXT affinity:
+// checked once per schema version), and a row that does not split
+// cleanly (a NUL inside a value, a flag or timestamp that is not what it
+// should be) is read again on its own, per column, by its rowid, in the
+// same transaction; packed.go has the reasoning.
+//
+// On PostgreSQL through pgx's database/sql driver, the option of package
+// sqlstore/pgxrows reads the rows through pgx itself: database/sql's
+// driver interface puts every string and time.Time of every row in an
+// interface, an allocation each. See RowReader.
+//
+// Check warns (Warning, with the CREATE INDEX to run) when no index
+// serves a section's ordered read on PostgreSQL or SQLite: the database
+// then sorts all of a user's rows before it hands over the first.
 //
 // # Order, nulls and time
 //

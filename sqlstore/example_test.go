@@ -39,8 +39,12 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := store.Check(ctx); err != nil { // at startup: every table and column is there
+	warnings, err := store.Check(ctx) // at startup: every table and column is there
+	if err != nil {
 		log.Fatal(err)
+	}
+	for _, w := range warnings { // a missing index, say: log it
+		log.Print(w)
 	}
 	doc, err := export.ReadDocument(ctx, store, "user_abc123", time.Date(2026, 4, 2, 12, 0, 0, 0, time.UTC))
 	if err != nil {

@@ -3,7 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"slices"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -14,17 +15,31 @@ import (
 // calls into SQLite (each taking the connection's mutex), a copy into Go
 // memory and an allocation to box the value: for a large account pprof
 // put that at a third of the export, as much as SQLite's own reading of
-// the rows. So a large section goes on with a second form of its query,
+// the rows. So on SQLite a section is read by a second form of its query,
 // the same FROM, WHERE and ORDER BY, that selects one column instead of
-// several, concat_ws(char(0), a, b, ...), split here at the NULs. On the
-// 300,000-record account of benchexport's file it took about 0.92 of the
-// time (median of 8 interleaved runs of 5 in-process exports;
-// concat() with char(0) between the values, which keeps NULLs in place,
-// gained half as much). BenchmarkExport compares the two readings.
+// several:
+//
+//	concat_ws(char(0), rowid, ifnull(a, ''), ifnull(b, ''), ...)
+//
+// split here at the NULs. BenchmarkExport compares it with the
+// per-column form.
+//
+// Each section is read by one execution of one query, whichever form,
+// decided before it runs: no query is run again to resume, skip or re-read
+// rows, whatever the data holds. (An earlier version started per column
+// and switched to packed past 1,024 rows with OFFSET, and back to per
+// column at the first odd row: without the composite index each switch
+// made SQLite sort the whole section again, and a NULL model, common in
+// real data, caused the second switch. It ran up to three times slower
+// than reading the rows.)
 //
 // The values must come out exactly as the per-column query gives them, so
-// packing is used only where it provably does:
+// the packed form is used only where it provably does:
 //
+//   - every field is wrapped in ifnull(x, ''), so no NULL is left out of
+//     the row (concat_ws skips NULLs, which would shift the fields). A
+//     NULL text reads "", as per column; a NULL flag or timestamp reads
+//     "", which is no valid flag or timestamp, so the row is odd (below);
 //   - concat_ws writes a number the way CAST(x AS BLOB) does, so
 //     timestamps read the same; a flag reads "0" or "1" for the integers 0
 //     and 1, and as the text "0" or "1" would read per column;
@@ -33,61 +48,53 @@ import (
 //     in): concat_ws gives text and blobs byte for byte, as the scan of a
 //     column does. A column of another affinity may hold a REAL, which
 //     SQLite and Go print differently, so that section is read per column;
-//   - the table must be a table (a view's column may hold anything), the
-//     database UTF-8 (in a UTF-16 one a blob would come back re-encoded)
-//     and SQLite 3.44 or later (concat_ws);
-//   - any row that does not split into exactly its fields (concat_ws
-//     leaves out a NULL; a value may hold a NUL), whose timestamp does not
-//     parse, or whose flag is not "0" or "1", is read again per column,
-//     together with the rest of the section, so its value or its error is
-//     the per-column one.
+//   - the table must be an ordinary table with a rowid (a view's column
+//     may hold anything, and the odd rows are found again by rowid), with
+//     no column of its own named rowid; the database UTF-8 (in a UTF-16 one
+//     a blob would come back re-encoded) and SQLite 3.44 or later
+//     (concat_ws).
 //
-// A section starts per column and switches only when it has more than
-// packAfter rows, so the checks (three small queries, once per export)
-// and the switch cost an ordinary account nothing. Switching runs the
-// other query in the same transaction, past the rows already read: the
-// packed query with OFFSET (SQLite steps over those rows in the index
-// without reading them; reading them again costs about what reading
-// them did, more than packing saves on a few thousand rows), the
-// per-column one, after a row it must read, by reading and dropping
-// them. The same snapshot, the same ORDER BY on a
-// unique key (creation time, then ID) and the same index give the same
-// rows in the same order.
-
-// packAfter is how many rows of a section are read per column before the
-// rest is read packed.
-const packAfter = 1024
+// An odd row is one that does not split into exactly its fields (only a
+// NUL inside a value adds fields, since no NULL is left out), whose
+// timestamp does not parse, or whose flag is not "0" or "1". It is read
+// again on its own, per column, by one keyed lookup (lookup: rowid and
+// owner) in the same transaction, so its value or its error is the
+// per-column one. The rowid leads the packed row and is an integer, so it
+// is read even from a row that does not split.
+//
+// The checks are small queries, run when a store first reads a section
+// and again whenever the database's schema version changes: each export
+// reads the version (with the SQLite version and the encoding) in one
+// statement, and reuses the checks made for that version.
 
 // packSep separates the fields of a packed row.
 const packSep = 0
 
 // packedColumn returns the select expression of a packed row.
 func packedColumn(d Dialect, cols ...string) string {
-	for i, c := range cols {
-		cols[i] = d.quote(c)
+	parts := []string{"rowid"}
+	for _, c := range cols {
+		parts = append(parts, "ifnull("+d.quote(c)+", '')")
 	}
-	return "concat_ws(char(0), " + strings.Join(cols, ", ") + ")"
+	return "concat_ws(char(0), " + strings.Join(parts, ", ") + ")"
 }
 
-// sectionQuery is one built-in section's query in its two forms.
+// sectionQuery is one built-in section's query in its forms.
 type sectionQuery struct {
+	pos    int    // 0, 1, 2: agents, scheduled tasks, workflows
 	op     string // OpAgents...
 	plain  string // one column per field
 	packed string // one packed column; "" where there is none
+	lookup string // the per-column row of one rowid, for an odd packed row
 	table  string
 	text   []string // the text columns, which must have TEXT affinity
-}
-
-// packedArgs are the packed query's arguments: the section's, then the
-// OFFSET, the rows already read.
-func packedArgs(args []any, offset int) []any {
-	return append(slices.Clip(args), int64(offset))
+	// createIndex creates the index that serves the ordered read, for
+	// Check's advice; "" on MySQL, which sorts whatever the index.
+	createIndex string
 }
 
 // packedRow scans a packed row: ok is false when the driver gave
-// something other than text (with _texttotime in the DSN,
-// modernc.org/sqlite tries to read an expression's text as a time), and
-// the row is read per column.
+// something other than text.
 type packedRow struct {
 	s  string
 	ok bool
@@ -106,13 +113,30 @@ func (p *packedRow) Scan(src any) error {
 	return nil
 }
 
-// split cuts the row into len(fields) fields, and reports false unless it
-// holds exactly that many.
+// rowid reads the row's rowid, the first field, which is an integer and
+// so holds no NUL.
+func (p *packedRow) rowid() (int64, error) {
+	if !p.ok {
+		return 0, errors.New("the driver returned a packed row that is not text")
+	}
+	s, _, _ := strings.Cut(p.s, "\x00")
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("packed row with rowid %q: %w", shorten(s), err)
+	}
+	return id, nil
+}
+
+// split cuts the row, past its rowid, into len(fields) fields, and
+// reports false unless it holds exactly that many.
 func (p *packedRow) split(fields []string) bool {
 	if !p.ok {
 		return false
 	}
-	s := p.s
+	_, s, ok := strings.Cut(p.s, "\x00")
+	if !ok {
+		return false
+	}
 	last := len(fields) - 1
 	for i := range last {
 		j := strings.IndexByte(s, packSep)
@@ -128,16 +152,16 @@ func (p *packedRow) split(fields []string) bool {
 	return true
 }
 
-// unpackTime parses a timestamp field; false sends the row to the
-// per-column query, whose scan gives the error.
+// unpackTime parses a timestamp field; false makes the row odd, and its
+// per-column scan gives the error.
 func unpackTime(ts *timestamp, field string) bool {
 	t, err := parseTimestamp(field)
 	ts.t = t
 	return err == nil
 }
 
-// unpackFlag reads a flag field; anything but "0" and "1" is read per
-// column.
+// unpackFlag reads a flag field; anything but "0" and "1" makes the row
+// odd.
 func unpackFlag(f *flag, field string) bool {
 	switch field {
 	case "0":
@@ -150,102 +174,122 @@ func unpackFlag(f *flag, field string) bool {
 	return true
 }
 
-// section reads one built-in section: per column, then, past packAfter
-// rows and where packing is exact, packed. dest scans a per-column row
-// into the section's variables; unpack reads a packed row into the same
-// variables, or reports false; row hands the record on and reports
-// whether to go on.
+// section reads one built-in section in one query: packed where packing
+// is exact, per column otherwise. dest scans a per-column row into the
+// section's variables; unpack reads a packed row into the same
+// variables, or reports false for an odd row, which is then looked up
+// per column; row hands the record on and reports whether to go on.
 func (v *view) section(ctx context.Context, q *sectionQuery, dest []sql.Scanner, unpack func(*packedRow) bool, row func() bool) error {
-	done := 0                               // rows handed to row
-	packed := false                         // reading the packed query
-	decided := q.packed == "" || v.s.noPack // packing was tried, or is not possible
-	var p packedRow
-	for {
-		query, args, scan, skip := q.plain, v.args, dest, done
-		if packed {
-			query, args, scan, skip = q.packed, packedArgs(v.args, done), []sql.Scanner{&p}, 0
-		}
-		switchTo, stopped := packed, false
-		err := v.eachFrom(ctx, query, args, scan, skip, func(*driverRows) bool {
-			if !decided && done == packAfter { // there are more: the packed query reads this one again
-				switchTo = true
-				return false
-			}
-			if packed && !unpack(&p) {
-				switchTo = false
-				return false
-			}
-			done++
-			if !row() {
-				stopped = true
-				return false
-			}
-			return true
-		})
-		if err != nil || stopped || switchTo == packed {
-			return err
-		}
-		decided = true // switch once each way at most
-		if switchTo {
-			// If packing turns out not to be possible, the per-column
-			// query runs again past the rows already read.
-			switchTo = v.canPack(ctx, q)
-			if switchTo && v.s.onPack != nil {
-				v.s.onPack(q.op)
-			}
-		}
-		packed = switchTo
+	packed := v.packs(ctx, q)
+	if v.s.onRead != nil {
+		v.s.onRead(q.op, packed)
 	}
+	if !packed {
+		return v.each(ctx, q.plain, v.args, dest, func(*driverRows) bool { return row() })
+	}
+	var p packedRow
+	var lookupErr error
+	err := v.each(ctx, q.packed, v.args, []sql.Scanner{&p}, func(*driverRows) bool {
+		if !unpack(&p) {
+			if lookupErr = v.lookup(ctx, q, &p, dest); lookupErr != nil {
+				return false
+			}
+		}
+		return row()
+	})
+	if err == nil {
+		err = lookupErr
+	}
+	return err
 }
 
-// canPack reports whether q's section may be read packed (see the top of
-// this file), checking the database once per View. A check that fails
-// answers no: packing is a way of reading faster, and must not fail an
-// export that reading per column would not (a real fault of the database
-// shows again in the per-column query).
-func (v *view) canPack(ctx context.Context, q *sectionQuery) bool {
-	if v.packable == nil {
-		v.packable = map[string]bool{}
-		ok, err := v.sqliteCanPack(ctx)
-		v.packable[""] = ok && err == nil
+// lookup reads an odd packed row again, per column, by its rowid and
+// owner, while the section's rows are still open (SQLite runs several
+// statements on one connection).
+func (v *view) lookup(ctx context.Context, q *sectionQuery, p *packedRow, dest []sql.Scanner) (err error) {
+	id, err := p.rowid()
+	if err != nil {
+		return err
 	}
-	if !v.packable[""] {
+	if v.s.onLookup != nil {
+		v.s.onLookup(q.op)
+	}
+	rows, err := v.c.query(ctx, q.lookup, append([]any{id}, v.args...))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := rows.close(); err == nil {
+			err = cerr
+		}
+	}()
+	more, err := rows.next(dest)
+	if err == nil && !more {
+		err = fmt.Errorf("the row with rowid %d is gone from the transaction's snapshot", id)
+	}
+	return err
+}
+
+// packPlan is what the checks found for one schema version: which
+// sections may be read packed.
+type packPlan struct {
+	key  string // SQLite version, encoding and schema version, as read
+	pack [3]bool
+}
+
+// planQuery reads what a packPlan depends on, once per export.
+const planQuery = "SELECT sqlite_version(), (SELECT encoding FROM pragma_encoding), (SELECT schema_version FROM pragma_schema_version)"
+
+// packs reports whether q's section is read packed. The first section of
+// a View reads the schema version; the checks run only when the store has
+// none for that version. A check that fails answers no: packing is a way
+// of reading faster, and must not fail an export that reading per column
+// would not (a real fault of the database shows in the section's query).
+func (v *view) packs(ctx context.Context, q *sectionQuery) bool {
+	if q.packed == "" || v.s.noPack {
 		return false
 	}
-	ok, seen := v.packable[q.op]
-	if !seen {
-		var err error
-		ok, err = v.tableCanPack(ctx, q)
-		ok = ok && err == nil
-		v.packable[q.op] = ok
+	if v.plan == nil {
+		v.plan = v.readPlan(ctx)
 	}
-	return ok
+	return v.plan.pack[q.pos]
 }
 
-// sqliteCanPack checks the SQLite version and the database's encoding.
-func (v *view) sqliteCanPack(ctx context.Context) (bool, error) {
-	var version, encoding text
-	err := v.each(ctx, "SELECT sqlite_version(), (SELECT encoding FROM pragma_encoding)", nil,
-		[]sql.Scanner{&version, &encoding}, func(*driverRows) bool { return false })
-	if err != nil {
-		return false, err
+// readPlan returns the packPlan of the view's snapshot.
+func (v *view) readPlan(ctx context.Context) *packPlan {
+	none := &packPlan{}
+	var version, encoding, schema text
+	err := v.each(ctx, planQuery, nil, []sql.Scanner{&version, &encoding, &schema}, func(*driverRows) bool { return false })
+	if err != nil || !atLeast(string(version), 3, 44) || encoding != "UTF-8" {
+		return none
 	}
-	return atLeast(string(version), 3, 44) && encoding == "UTF-8", nil
+	key := string(version) + " " + string(encoding) + " " + string(schema)
+	if p := v.s.plan.Load(); p != nil && p.key == key {
+		return p
+	}
+	p := &packPlan{key: key}
+	for _, q := range v.s.q.sections() {
+		ok, err := v.tableCanPack(ctx, q)
+		p.pack[q.pos] = ok && err == nil
+	}
+	v.s.plan.Store(p)
+	return p
 }
 
-// tableCanPack checks that q's table is an ordinary table (whichever
-// schema the unqualified name finds, all of its kind are) and that its
-// text columns have TEXT affinity. Schema-qualified tables are read per
-// column.
+// tableCanPack checks that q's table is an ordinary table with a rowid
+// (whichever schema the unqualified name finds, all of its kind are),
+// that no column of its own is named rowid, and that its text columns
+// have TEXT affinity. Schema-qualified tables are read per column.
 func (v *view) tableCanPack(ctx context.Context, q *sectionQuery) (bool, error) {
 	if strings.Contains(q.table, ".") {
 		return false, nil
 	}
 	var kind text
+	var withoutRowid flag
 	tables, others := 0, 0
-	err := v.each(ctx, "SELECT type FROM pragma_table_list WHERE name = ? COLLATE NOCASE", []any{q.table},
-		[]sql.Scanner{&kind}, func(*driverRows) bool {
-			if kind == "table" {
+	err := v.each(ctx, "SELECT type, wr FROM pragma_table_list WHERE name = ? COLLATE NOCASE", []any{q.table},
+		[]sql.Scanner{&kind, &withoutRowid}, func(*driverRows) bool {
+			if kind == "table" && !withoutRowid {
 				tables++
 			} else {
 				others++
@@ -264,6 +308,9 @@ func (v *view) tableCanPack(ctx context.Context, q *sectionQuery) (bool, error) 
 		})
 	if err != nil {
 		return false, err
+	}
+	if _, shadowed := declared["rowid"]; shadowed {
+		return false, nil
 	}
 	for _, c := range q.text {
 		decl, ok := declared[strings.ToLower(c)]

@@ -27,31 +27,36 @@ func buildQueries(d Dialect, l Layout) queries {
 	}
 	qs.user = "SELECT " + cols(u.Email, u.Name, u.Plan, u.Role, u.ReferralCode, u.ReferralCredits) +
 		" FROM " + q(u.Table) + " WHERE " + ownerFilter(d, u.ID)
-	// Each section's query in its two forms (see packed.go), with the
-	// same FROM, WHERE and ORDER BY.
-	section := func(op, table, userID string, text []string, fields, order string, packed []string) sectionQuery {
-		from := " FROM " + q(table) + " WHERE " + ownerFilter(d, userID) + " ORDER BY " + order
-		sq := sectionQuery{op: op, plain: "SELECT " + fields + from, table: table, text: text}
+	// Each section's query in its forms (see packed.go), with the same
+	// FROM, WHERE and ORDER BY.
+	section := func(index int, op, table, userID, createdAt, id string, text []string, fields string, packed []string) sectionQuery {
+		from := " FROM " + q(table) + " WHERE " + ownerFilter(d, userID)
+		order := " ORDER BY " + q(createdAt) + ", " + d.byteOrder(id)
+		sq := sectionQuery{pos: index, op: op, plain: "SELECT " + fields + from + order, table: table, text: text}
+		if d != MySQL { // MySQL sorts by the byte-order expression whatever the index
+			sq.createIndex = createIndex(d, table, userID, createdAt, id)
+		}
 		if d == SQLite {
-			// OFFSET: the switch starts past the rows already read, and
-			// SQLite steps over them in the index without reading them.
-			sq.packed = "SELECT " + packedColumn(d, packed...) + from + " LIMIT -1 OFFSET ?"
+			sq.packed = "SELECT " + packedColumn(d, packed...) + from + order
+			sq.lookup = "SELECT " + fields + " FROM " + q(table) + " WHERE rowid = ? AND " + ownerFilter(d, userID)
 		}
 		return sq
 	}
-	qs.agents = section(OpAgents, a.Table, a.UserID, []string{a.ID, a.Name, a.Model, a.Status},
+	qs.agents = section(0, OpAgents, a.Table, a.UserID, a.CreatedAt, a.ID, []string{a.ID, a.Name, a.Model, a.Status},
 		cols(a.ID, a.Name, a.Model, a.Status)+", "+ts(a.CreatedAt)+", "+ts(a.UpdatedAt),
-		q(a.CreatedAt)+", "+d.byteOrder(a.ID),
 		[]string{a.ID, a.Name, a.Model, a.Status, a.CreatedAt, a.UpdatedAt})
-	qs.scheduledTasks = section(OpScheduledTasks, t.Table, t.UserID, []string{t.ID, t.Name, t.CronSchedule},
+	qs.scheduledTasks = section(1, OpScheduledTasks, t.Table, t.UserID, t.CreatedAt, t.ID, []string{t.ID, t.Name, t.CronSchedule},
 		cols(t.ID, t.Name, t.CronSchedule, t.Enabled)+", "+ts(t.CreatedAt),
-		q(t.CreatedAt)+", "+d.byteOrder(t.ID),
 		[]string{t.ID, t.Name, t.CronSchedule, t.Enabled, t.CreatedAt})
-	qs.workflows = section(OpWorkflows, w.Table, w.UserID, []string{w.ID, w.Name},
+	qs.workflows = section(2, OpWorkflows, w.Table, w.UserID, w.CreatedAt, w.ID, []string{w.ID, w.Name},
 		cols(w.ID, w.Name, w.Enabled)+", "+ts(w.CreatedAt),
-		q(w.CreatedAt)+", "+d.byteOrder(w.ID),
 		[]string{w.ID, w.Name, w.Enabled, w.CreatedAt})
 	return qs
+}
+
+// sections returns the built-in sections' queries in export order.
+func (qs *queries) sections() []*sectionQuery {
+	return []*sectionQuery{&qs.agents, &qs.scheduledTasks, &qs.workflows}
 }
 
 // ownerFilter selects the rows of one user, comparing IDs exactly.

@@ -57,15 +57,10 @@ func Schema(d Dialect, l Layout) ([]string, error) {
 		}
 	}
 	index := func(tableName, userID, createdAt, id string) string {
-		name := indexName(tableName, userID, createdAt, id)
-		cols := q(userID) + ", " + q(createdAt) + ", " + q(id)
-		if d == Postgres {
-			cols = q(userID) + ", " + q(createdAt) + ", " + d.byteOrder(id)
-		}
 		if d == MySQL {
-			return "INDEX " + q(name) + " (" + cols + ")"
+			return "INDEX " + q(indexName(tableName, userID, createdAt, id)) + " (" + indexColumns(d, userID, createdAt, id) + ")"
 		}
-		return "CREATE INDEX IF NOT EXISTS " + q(name) + " ON " + q(tableName) + " (" + cols + ")"
+		return createIndex(d, tableName, userID, createdAt, id)
 	}
 
 	u, a, t, w := l.User, l.Agent, l.ScheduledTask, l.Workflow
@@ -126,6 +121,22 @@ func ddlTypes(d Dialect) columnTypes {
 		// of the text forms the store reads.
 		return columnTypes{id: "TEXT", text: "TEXT", label: "TEXT", time: "DATETIME", now: "CURRENT_TIMESTAMP", true: "1"}
 	}
+}
+
+// createIndex is the statement that creates the index a section's
+// ordered read needs (PostgreSQL, SQLite; MySQL's goes into its table's
+// definition).
+func createIndex(d Dialect, table, userID, createdAt, id string) string {
+	return "CREATE INDEX IF NOT EXISTS " + d.quote(indexName(table, userID, createdAt, id)) + " ON " + d.quote(table) +
+		" (" + indexColumns(d, userID, createdAt, id) + ")"
+}
+
+func indexColumns(d Dialect, userID, createdAt, id string) string {
+	last := d.quote(id)
+	if d == Postgres {
+		last = d.byteOrder(id)
+	}
+	return d.quote(userID) + ", " + d.quote(createdAt) + ", " + last
 }
 
 // indexName is <table>_<userId>_<createdAt>_<id>_idx, Prisma's naming,

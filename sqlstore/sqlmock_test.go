@@ -27,6 +27,7 @@ var sqlText = []struct {
 	user, agents, tasks, workflows string
 	twoArgs                        bool     // MySQL binds the user ID twice
 	packed                         []string // SQLite: the sections' packed queries (packed.go)
+	lookup                         []string // SQLite: the lookup of an odd packed row
 }{
 	{
 		dialect: sqlstore.Postgres, layout: "prisma",
@@ -49,9 +50,14 @@ var sqlText = []struct {
 		tasks:     "SELECT `id`, `name`, `cronSchedule`, `enabled`, CAST(`createdAt` AS BLOB) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 		workflows: "SELECT `id`, `name`, `enabled`, CAST(`createdAt` AS BLOB) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
 		packed: []string{
-			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `createdAt`, `updatedAt`) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
-			"SELECT concat_ws(char(0), `id`, `name`, `cronSchedule`, `enabled`, `createdAt`) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
-			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `createdAt`) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
+			"SELECT concat_ws(char(0), rowid, ifnull(`id`, ''), ifnull(`name`, ''), ifnull(`model`, ''), ifnull(`status`, ''), ifnull(`createdAt`, ''), ifnull(`updatedAt`, '')) FROM `Agent` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), rowid, ifnull(`id`, ''), ifnull(`name`, ''), ifnull(`cronSchedule`, ''), ifnull(`enabled`, ''), ifnull(`createdAt`, '')) FROM `ScheduledTask` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), rowid, ifnull(`id`, ''), ifnull(`name`, ''), ifnull(`enabled`, ''), ifnull(`createdAt`, '')) FROM `Workflow` WHERE `userId` = ? ORDER BY `createdAt`, `id` COLLATE BINARY",
+		},
+		lookup: []string{
+			"SELECT `id`, `name`, `model`, `status`, CAST(`createdAt` AS BLOB), CAST(`updatedAt` AS BLOB) FROM `Agent` WHERE rowid = ? AND `userId` = ?",
+			"SELECT `id`, `name`, `cronSchedule`, `enabled`, CAST(`createdAt` AS BLOB) FROM `ScheduledTask` WHERE rowid = ? AND `userId` = ?",
+			"SELECT `id`, `name`, `enabled`, CAST(`createdAt` AS BLOB) FROM `Workflow` WHERE rowid = ? AND `userId` = ?",
 		},
 	},
 	{
@@ -61,9 +67,14 @@ var sqlText = []struct {
 		tasks:     "SELECT `id`, `name`, `cron_schedule`, `enabled`, CAST(`created_at` AS BLOB) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 		workflows: "SELECT `id`, `name`, `enabled`, CAST(`created_at` AS BLOB) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
 		packed: []string{
-			"SELECT concat_ws(char(0), `id`, `name`, `model`, `status`, `created_at`, `updated_at`) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
-			"SELECT concat_ws(char(0), `id`, `name`, `cron_schedule`, `enabled`, `created_at`) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
-			"SELECT concat_ws(char(0), `id`, `name`, `enabled`, `created_at`) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY LIMIT -1 OFFSET ?",
+			"SELECT concat_ws(char(0), rowid, ifnull(`id`, ''), ifnull(`name`, ''), ifnull(`model`, ''), ifnull(`status`, ''), ifnull(`created_at`, ''), ifnull(`updated_at`, '')) FROM `agents` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), rowid, ifnull(`id`, ''), ifnull(`name`, ''), ifnull(`cron_schedule`, ''), ifnull(`enabled`, ''), ifnull(`created_at`, '')) FROM `scheduled_tasks` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+			"SELECT concat_ws(char(0), rowid, ifnull(`id`, ''), ifnull(`name`, ''), ifnull(`enabled`, ''), ifnull(`created_at`, '')) FROM `workflows` WHERE `user_id` = ? ORDER BY `created_at`, `id` COLLATE BINARY",
+		},
+		lookup: []string{
+			"SELECT `id`, `name`, `model`, `status`, CAST(`created_at` AS BLOB), CAST(`updated_at` AS BLOB) FROM `agents` WHERE rowid = ? AND `user_id` = ?",
+			"SELECT `id`, `name`, `cron_schedule`, `enabled`, CAST(`created_at` AS BLOB) FROM `scheduled_tasks` WHERE rowid = ? AND `user_id` = ?",
+			"SELECT `id`, `name`, `enabled`, CAST(`created_at` AS BLOB) FROM `workflows` WHERE rowid = ? AND `user_id` = ?",
 		},
 	},
 	{
@@ -135,6 +146,9 @@ func newMocked(t *testing.T, spec int) *mocked {
 	require.NoError(t, err)
 	s, err := sqlstore.New(db, sqlText[spec].dialect, sqlstore.WithLayout(l))
 	require.NoError(t, err)
+	// sqlmock is no SQLite: the sections are read per column, as on the
+	// other databases. TestPackingFaults turns packing on.
+	sqlstore.SetPacking(s, false)
 	return &mocked{store: s, mock: mock, spec: spec}
 }
 
@@ -200,11 +214,12 @@ func TestSQLText(t *testing.T) {
 	for i, c := range sqlText {
 		t.Run(c.dialect.String()+"/"+c.layout, func(t *testing.T) {
 			m := newMocked(t, i)
-			packed := c.packed
+			packed, lookup := c.packed, c.lookup
 			if packed == nil {
-				packed = []string{"", "", ""}
+				packed, lookup = []string{"", "", ""}, []string{"", "", ""}
 			}
-			require.Equal(t, packed, sqlstore.PackedQueries(m.store), "packed queries (read from large sections, see TestPackingFaults)")
+			require.Equal(t, packed, sqlstore.PackedQueries(m.store), "packed queries (read where exact, see TestPackingFaults)")
+			require.Equal(t, lookup, sqlstore.LookupQueries(m.store), "lookups of odd packed rows")
 			m.mock.ExpectBegin()
 			m.expectUser().WillReturnRows(m.userRows())
 			m.mock.ExpectQuery(c.agents).WithArgs(m.args()...).WillReturnRows(m.agentRows()).RowsWillBeClosed()
@@ -502,9 +517,15 @@ func TestCheckDetectsIgnoredTxOptions(t *testing.T) {
 			for _, q := range []string{sqlText[0].user, sqlText[0].agents, sqlText[0].tasks, sqlText[0].workflows} {
 				m.mock.ExpectQuery(q).WithArgs("").WillReturnRows(sqlmock.NewRows([]string{"x"}))
 			}
+			m.mock.ExpectQuery("SET LOCAL enable_seqscan = off").WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery("SET LOCAL enable_bitmapscan = off").WillReturnRows(sqlmock.NewRows(nil))
+			for _, q := range []string{sqlText[0].agents, sqlText[0].tasks, sqlText[0].workflows} {
+				m.mock.ExpectQuery("EXPLAIN " + q).WithArgs("").WillReturnRows(sqlmock.NewRows([]string{"QUERY PLAN"}).
+					AddRow(`Index Scan using "Agent_userId_createdAt_id_idx" on "Agent"`))
+			}
 		}
 		m.mock.ExpectRollback()
-		err := m.store.Check(context.Background())
+		_, err := m.store.Check(context.Background())
 		if c.ok {
 			require.NoError(t, err)
 		} else {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync/atomic"
 
 	"github.com/agentbot/export"
 )
@@ -19,9 +20,15 @@ type Store struct {
 	layout  Layout
 	txOpts  *sql.TxOptions
 	q       queries
+	reader  RowReader // nil: database/sql's driver interface
 
-	noPack bool            // tests: never read packed (packed.go)
-	onPack func(op string) // tests: told when a section switches to packed
+	// plan is what packed.go's checks found for the schema version
+	// last seen.
+	plan atomic.Pointer[packPlan]
+
+	noPack   bool                         // tests: never read packed (packed.go)
+	onRead   func(op string, packed bool) // tests: told how each section is read
+	onLookup func(op string)              // tests: told when an odd packed row is looked up
 }
 
 var _ export.Store = (*Store)(nil)
@@ -104,6 +111,7 @@ func (s *Store) View(ctx context.Context, userID string, fn func(export.Tx) erro
 		}
 	}()
 	return withTx(ctx, s.db, s.txOpts, true, func(c *dconn) error {
+		c.reader = s.reader
 		v = &view{s: s, c: c, args: s.args(userID)}
 		if err := v.readUser(ctx, userID); err != nil {
 			return err
@@ -128,9 +136,9 @@ type view struct {
 	reading bool // a section's rows are open
 	closed  bool // set when View ends; a Tx used after that fails
 
-	// packable caches canPack's answers: "" for the database, an Op for
-	// a section's table. nil until a section is large enough to ask.
-	packable map[string]bool
+	// plan says which sections are read packed (packed.go); nil until
+	// the first section is read.
+	plan *packPlan
 }
 
 var (
@@ -300,8 +308,15 @@ func (v *view) eachFrom(ctx context.Context, query string, args []any, dest []sq
 // options (REPEATABLE READ, READ ONLY) rather than silently dropping them.
 // Hosts call it at startup so that a misconfigured layout fails there,
 // not in a user's export.
-func (s *Store) Check(ctx context.Context) error {
-	return withTx(ctx, s.db, s.txOpts, false, func(c *dconn) error {
+//
+// The warnings are what does not stop an export but slows it: on
+// PostgreSQL and SQLite, a section whose ordered read no index serves
+// (the query plan sorts the user's rows), with the CREATE INDEX to run.
+// Log them; they are not errors.
+func (s *Store) Check(ctx context.Context) ([]Warning, error) {
+	var warnings []Warning
+	err := withTx(ctx, s.db, s.txOpts, false, func(c *dconn) error {
+		c.reader = s.reader
 		v := &view{s: s, c: c, args: s.args("")}
 		if s.dialect == Postgres {
 			var isolation, readOnly text
@@ -317,20 +332,27 @@ func (s *Store) Check(ctx context.Context) error {
 		if err := v.each(ctx, s.q.user, v.args, nil, func(*driverRows) bool { return true }); err != nil {
 			return &Error{Op: OpUser, Err: err}
 		}
-		for _, q := range []*sectionQuery{&s.q.agents, &s.q.scheduledTasks, &s.q.workflows} {
-			if err := v.each(ctx, q.plain, v.args, nil, func(*driverRows) bool { return true }); err != nil {
-				return &Error{Op: q.op, Err: err}
-			}
-			if q.packed == "" {
-				continue
-			}
-			// The packed form too, where a large export would use it.
-			if v.canPack(ctx, q) {
-				if err := v.each(ctx, q.packed, packedArgs(v.args, 0), nil, func(*driverRows) bool { return true }); err != nil {
+		used := make([]string, 0, 3) // the form of each section's query a View runs
+		for _, q := range s.q.sections() {
+			query := q.plain
+			if v.packs(ctx, q) {
+				// The forms a View would use: the packed query, and the
+				// lookup of an odd row (rowid -1: no row).
+				if err := v.each(ctx, q.lookup, append([]any{int64(-1)}, v.args...), nil, func(*driverRows) bool { return true }); err != nil {
 					return &Error{Op: q.op, Err: err}
 				}
+				query = q.packed
 			}
+			if err := v.each(ctx, query, v.args, nil, func(*driverRows) bool { return true }); err != nil {
+				return &Error{Op: q.op, Err: err}
+			}
+			used = append(used, query)
 		}
+		warnings = v.adviseIndexes(ctx, used)
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return warnings, nil
 }

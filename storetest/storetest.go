@@ -11,7 +11,9 @@
 // It checks what the export.Store and export.Tx documentation promises:
 // ordering by creation time at full precision then ID in byte order,
 // nulls, empty sections, a missing user, isolation between users, a
-// consistent view under concurrent writes, early exit and cancellation.
+// consistent view under concurrent writes, early exit and cancellation;
+// and, given the host's added sections (Harness.Notes, Harness.Owned),
+// that they read the same view and hold only the user's records.
 package storetest
 
 import (
@@ -55,6 +57,25 @@ type Harness struct {
 	// Notes, if set, is a section the host adds (export.Section) on this
 	// store, for the AddedSection tests; nil skips them.
 	Notes *Notes
+
+	// Owned are sections the host adds whose records say which user
+	// they belong to, for the AddedSectionsHoldOnlyTheUsersRows test;
+	// none skips it.
+	Owned []OwnedSection
+}
+
+// OwnedSection is an added section whose records name their owner: the
+// field Owner of each record holds the ID of the user it belongs to. The
+// suite stores records for several users with look-alike IDs and checks
+// that an export holds the user's records, all of them, and no other
+// user's. (sqlstore refuses a query that does not bind the user's ID; one
+// that binds it and still reads other users' rows is what this catches.)
+type OwnedSection struct {
+	Section export.Section
+	Owner   string // the key of the field holding the owner's user ID
+	// Put stores one record of the user's with the given ID, committed
+	// before it returns.
+	Put func(ctx context.Context, userID, id string) error
 }
 
 // Notes is an added section named "notes" on the store under test: each
@@ -91,6 +112,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"LargeSectionsWithWritesMidRead", testLargeSections},
 		{"AddedSection", testAddedSection},
 		{"AddedSectionInTheSameView", testAddedSectionSameView},
+		{"AddedSectionsHoldOnlyTheUsersRows", testOwnedSections},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -712,6 +734,50 @@ func testAddedSectionSameView(t *testing.T, s *suite) {
 	}
 	if len(notes) != 1 || notes[0]["id"] != s.id("before") {
 		t.Errorf("notes = %v, want only the one written before the export began", notes)
+	}
+}
+
+// testOwnedSections: every record of an owned section, exported for a
+// user, is that user's, and none of theirs is missing.
+func testOwnedSections(t *testing.T, s *suite) {
+	if len(s.h.Owned) == 0 {
+		t.Skip("the harness has no owned sections (Harness.Owned)")
+	}
+	ctx := ctxFor(t)
+	users := []export.User{s.newUser(t, "olivia"), s.newUser(t, "Olivia"), s.newUser(t, "olivia "), s.newUser(t, "oliviax")}
+	for _, o := range s.h.Owned {
+		t.Run(o.Section.Name, func(t *testing.T) {
+			want := map[string]int{}
+			for i, u := range users {
+				for k := range 3 - i%3 { // 3, 2, 1, 3 records: no two alike
+					must(t, o.Put(ctx, u.ID, s.id(fmt.Sprintf("%s-%d-%d", o.Section.Name, i, k))))
+					want[u.ID]++
+				}
+			}
+			for _, u := range users {
+				exp := export.NewExporter(s.h.Store)
+				must(t, exp.AddSection(o.Section))
+				var b strings.Builder
+				res, err := exp.Export(ctx, &b, export.Request{UserID: u.ID, ExportedAt: base})
+				must(t, err)
+				var doc map[string]json.RawMessage
+				must(t, json.Unmarshal([]byte(b.String()), &doc))
+				var recs []map[string]any
+				must(t, json.Unmarshal(doc[o.Section.Name], &recs))
+				for i, r := range recs {
+					owner, ok := r[o.Owner]
+					if !ok {
+						t.Fatalf("%s[%d] of user %q has no field %q (OwnedSection.Owner): %v", o.Section.Name, i, u.ID, o.Owner, r)
+					}
+					if owner != u.ID {
+						t.Errorf("%s[%d] in user %q's export belongs to %v: %v", o.Section.Name, i, u.ID, owner, r)
+					}
+				}
+				if len(recs) != want[u.ID] || res.Sections[o.Section.Name] != want[u.ID] {
+					t.Errorf("user %q's export holds %d records of %s (counted %d), want the %d stored", u.ID, len(recs), o.Section.Name, res.Sections[o.Section.Name], want[u.ID])
+				}
+			}
+		})
 	}
 }
 

@@ -37,6 +37,9 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"single-use-iterator", "two iterations differ"},
 		{"notes-of-everyone", "notes = "},
 		{"notes-read-live", "want only the one written before the export began"},
+		{"owned-of-everyone", "belongs to"},
+		{"owned-lookalike", "belongs to"},
+		{"owned-without-owner", `has no field "owner"`},
 	}
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {
@@ -57,7 +60,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 func runBroken(t *testing.T, kind string) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		s := memstore.New()
-		return storetest.Harness{Store: &broken{s, kind}, Fixture: fixture{s}, Notes: brokenNotes(kind)}
+		return storetest.Harness{Store: &broken{s, kind}, Fixture: fixture{s}, Notes: brokenNotes(kind), Owned: brokenOwned(kind)}
 	})
 }
 
@@ -100,6 +103,59 @@ func brokenNotes(kind string) *storetest.Notes {
 			return nil
 		},
 	}
+}
+
+// brokenOwned is an owned section that yields every user's records, or
+// those of users whose IDs match case-insensitively, or records that do
+// not say whose they are.
+func brokenOwned(kind string) []storetest.OwnedSection {
+	if !strings.HasPrefix(kind, "owned-") {
+		return nil
+	}
+	var mu sync.Mutex
+	type rec struct{ user, id string }
+	var all []rec
+	read := func(ctx context.Context, tx export.Tx) iter.Seq2[export.Record, error] {
+		return func(yield func(export.Record, error) bool) {
+			u, err := tx.User(ctx)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			mu.Lock()
+			recs := slices.Clone(all)
+			mu.Unlock()
+			for _, r := range recs {
+				mine := r.user == u.ID
+				switch kind {
+				case "owned-of-everyone":
+					mine = true
+				case "owned-lookalike":
+					mine = strings.EqualFold(strings.TrimSpace(r.user), strings.TrimSpace(u.ID))
+				}
+				if !mine {
+					continue
+				}
+				f := export.Record{{Key: "id", Value: r.id}, {Key: "owner", Value: r.user}}
+				if kind == "owned-without-owner" {
+					f = f[:1]
+				}
+				if !yield(f, nil) {
+					return
+				}
+			}
+		}
+	}
+	return []storetest.OwnedSection{{
+		Section: export.Section{Name: "files", Read: read},
+		Owner:   "owner",
+		Put: func(_ context.Context, userID, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			all = append(all, rec{userID, id})
+			return nil
+		},
+	}}
 }
 
 type fixture struct{ s *memstore.Store }

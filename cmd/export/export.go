@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,31 +29,39 @@ import (
 type exportFlags struct {
 	sqlite, postgres, mysql string
 	layout, userID, out     string
+	force                   bool
 	audit                   string
 	sections                sectionFlags
-	exportedAt              string        // for reproducing a document; hidden from the usage line
-	progressEvery           time.Duration // for tests
+	exportedAt              string // for reproducing a document
+	progressEvery           time.Duration
+}
+
+// exportFlagSet declares the export's flags into f; -help prints them.
+func exportFlagSet(f *exportFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.sqlite, "sqlite", "", "read the SQLite database in `FILE` (opened read-only)")
+	fs.StringVar(&f.postgres, "postgres", "", "read the PostgreSQL database at `DSN` (postgres://user@host/db)")
+	fs.StringVar(&f.mysql, "mysql", "", "read the MySQL or MariaDB database at `DSN` (user:password@tcp(host:3306)/db)")
+	fs.StringVar(&f.layout, "layout", "prisma", "the tables' `layout`: "+strings.Join(sqlstore.LayoutNames(), " or "))
+	fs.StringVar(&f.userID, "user", "", "export the user with this `ID` (required)")
+	fs.StringVar(&f.out, "o", "", "write the export to `FILE`, or into DIRECTORY under the endpoint's file name (default: standard output); the file appears only when complete")
+	fs.BoolVar(&f.force, "force", false, "overwrite the -o file if it exists (default: refuse)")
+	fs.StringVar(&f.audit, "audit", "", "append the audit event (JSON) to `FILE`, opened before anything is exported (default: standard error)")
+	fs.Var(&f.sections, "section", "add a section of the host's own, as `NAME=QUERY`: the query takes the user's ID as its one parameter, as with sqlstore.Section (repeatable, in order)")
+	fs.StringVar(&f.exportedAt, "exported-at", "", "stamp the document with this `time` (RFC 3339), to reproduce a file (default: now)")
+	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "report progress on standard error this often")
+	return fs
 }
 
 func parseExportFlags(args []string) (exportFlags, error) {
 	var f exportFlags
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.sqlite, "sqlite", "", "SQLite file")
-	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL DSN")
-	fs.StringVar(&f.mysql, "mysql", "", "MySQL or MariaDB DSN")
-	fs.StringVar(&f.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
-	fs.StringVar(&f.userID, "user", "", "the user's ID")
-	fs.StringVar(&f.out, "o", "", "output file or directory (default: standard output)")
-	fs.StringVar(&f.audit, "audit", "", "append the audit event to this file (default: standard error)")
-	fs.Var(&f.sections, "section", "a section the host adds, as NAME=QUERY (repeatable; see sqlstore.Section)")
-	fs.StringVar(&f.exportedAt, "exported-at", "", "exportedAt of the document, RFC 3339 (default: now)")
-	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "how often to report progress")
-	if err := fs.Parse(args); err != nil {
+	flags := exportFlagSet(&f)
+	if err := flags.Parse(args); err != nil {
 		return f, usageError{err}
 	}
-	if fs.NArg() > 0 {
-		return f, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if flags.NArg() > 0 {
+		return f, usageError{fmt.Errorf("unexpected arguments %q", flags.Args())}
 	}
 	n := 0
 	for _, s := range []string{f.sqlite, f.postgres, f.mysql} {
@@ -88,6 +97,13 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return usageError{err}
 	}
+	// The audit log opens first: an export that could not be recorded
+	// must not be written.
+	audit, closeAudit, err := openAudit(f.audit, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -97,9 +113,9 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 	defer func() {
 		ev.Duration = time.Since(start)
 		if err != nil {
-			ev.Err = err.Error()
+			ev.Err = strings.TrimPrefix(err.Error(), "export: ")
 		}
-		if aerr := writeAudit(f.audit, stderr, ev); aerr != nil && err == nil {
+		if aerr := writeAudit(audit, ev); aerr != nil && err == nil {
 			err = aerr
 		}
 	}()
@@ -110,19 +126,19 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	defer closeDB()
 
-	out, commit, discard, err := openOutput(f.out, f.userID, at, stdout)
+	exp := export.NewExporter(store)
+	for _, s := range f.sections {
+		if err := exp.AddSection(sqlstore.Section(s[0], s[1])); err != nil {
+			return usageError{fmt.Errorf("-section %s: %s", s[0], strings.TrimPrefix(err.Error(), "export: "))}
+		}
+	}
+	out, commit, discard, err := openOutput(f.out, f.force, f.userID, at, stdout)
 	if err != nil {
 		return err
 	}
 	defer discard()
 	pw := &progressWriter{w: out}
 	stopProgress := pw.report(stderr, f.progressEvery)
-	exp := export.NewExporter(store)
-	for _, s := range f.sections {
-		if err := exp.AddSection(sqlstore.Section(s[0], s[1])); err != nil {
-			return usageError{fmt.Errorf("-section: %w", err)}
-		}
-	}
 	res, err := exp.Export(ctx, pw, export.Request{UserID: f.userID, ExportedAt: at})
 	stopProgress()
 	ev.Bytes, ev.Agents, ev.ScheduledTasks, ev.Workflows = res.Bytes, res.Agents, res.ScheduledTasks, res.Workflows
@@ -189,7 +205,9 @@ func openStore(ctx context.Context, f exportFlags, layout sqlstore.Layout) (*sql
 		db.Close()
 		return nil, nil, err
 	}
-	if err := store.Check(pingCtx); err != nil {
+	// Check's warnings (a missing index) slow a large export but do not
+	// change it; the command reads one user once, so they are not shown.
+	if _, err := store.Check(pingCtx); err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("%s does not have the %s layout's tables and columns: %w", name, f.layout, err)
 	}
@@ -199,17 +217,28 @@ func openStore(ctx context.Context, f exportFlags, layout sqlstore.Layout) (*sql
 // openOutput returns where the document goes. For a file: a temporary
 // file in the same directory, renamed by commit, removed by discard
 // (which does nothing after commit). For a directory: a file in it named
-// as the endpoint names it.
-func openOutput(path, userID string, at time.Time, stdout io.Writer) (w io.Writer, commit func() (string, error), discard func(), err error) {
+// as the endpoint names it. An existing file is kept unless force.
+func openOutput(path string, force bool, userID string, at time.Time, stdout io.Writer) (w io.Writer, commit func() (string, error), discard func(), err error) {
 	if path == "" || path == "-" {
 		return stdout, func() (string, error) { return "", nil }, func() {}, nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, export.Filename(export.DefaultFilenamePrefix, userID, at))
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
+	if fi, err := os.Stat(path); err == nil && !force {
+		what := "a file"
+		if fi.IsDir() {
+			what = "a directory"
+		}
+		return nil, nil, nil, fmt.Errorf("-o: %s is already %s; give -force to overwrite it", path, what)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, nil, nil, fmt.Errorf("-o %s: the directory %s does not exist", path, dir)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.partial")
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("-o %s: cannot write in %s: %w", path, dir, errors.Unwrap(err))
 	}
 	done := false
 	commit = func() (string, error) {
@@ -219,7 +248,17 @@ func openOutput(path, userID string, at time.Time, stdout io.Writer) (w io.Write
 		if err := tmp.Close(); err != nil {
 			return "", err
 		}
-		if err := os.Rename(tmp.Name(), path); err != nil {
+		if !force {
+			// A file that appeared meanwhile is kept: a hard link fails
+			// where a rename would replace it.
+			if err := os.Link(tmp.Name(), path); err != nil {
+				if errors.Is(err, fs.ErrExist) {
+					return "", fmt.Errorf("-o: %s appeared during the export; give -force to overwrite it", path)
+				}
+				return "", err
+			}
+			os.Remove(tmp.Name())
+		} else if err := os.Rename(tmp.Name(), path); err != nil {
 			return "", err
 		}
 		done = true
@@ -283,20 +322,24 @@ type auditEvent struct {
 	Err            string
 }
 
-func writeAudit(path string, stderr io.Writer, ev auditEvent) error {
-	w := stderr
-	if path != "" {
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
-		}
-		defer f.Close()
-		w = f
+// openAudit opens the audit log for appending: the file, or stderr.
+func openAudit(path string, stderr io.Writer) (io.Writer, func(), error) {
+	if path == "" {
+		return stderr, func() {}, nil
 	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-audit: cannot open the audit log, so nothing was exported: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func writeAudit(w io.Writer, ev auditEvent) error {
 	attrs := []slog.Attr{
 		slog.String("source", "cmd/export"), slog.String("operator", ev.Operator), slog.String("user_id", ev.UserID),
 		slog.String("outcome", ev.Outcome), slog.Int64("bytes", ev.Bytes), slog.Int("agents", ev.Agents),
-		slog.Int("scheduled_tasks", ev.ScheduledTasks), slog.Int("workflows", ev.Workflows), slog.Duration("duration", ev.Duration),
+		slog.Int("scheduled_tasks", ev.ScheduledTasks), slog.Int("workflows", ev.Workflows),
+		slog.Float64("duration_ms", float64(ev.Duration.Microseconds())/1000),
 	}
 	if ev.File != "" {
 		attrs = append(attrs, slog.String("file", ev.File))
@@ -304,7 +347,11 @@ func writeAudit(path string, stderr io.Writer, ev auditEvent) error {
 	if ev.Err != "" {
 		attrs = append(attrs, slog.String("error", ev.Err))
 	}
-	slog.New(slog.NewJSONHandler(w, nil)).LogAttrs(context.Background(), slog.LevelInfo, "export", attrs...)
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).LogAttrs(context.Background(), slog.LevelInfo, "export", attrs...)
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("-audit: cannot write the audit event: %w", err)
+	}
 	return nil
 }
 

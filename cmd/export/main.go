@@ -7,30 +7,41 @@
 //	go run ./cmd/export -postgres 'postgres://reader@db/app' -user cl9x... -o ./requests/
 //	go run ./cmd/export -mysql 'reader:pw@tcp(db:3306)/app' -layout snake_case -user 42 > export.json
 //	go run ./cmd/export verify export.json
+//	go run ./cmd/export verify -digest 'sha-256=:...:' export.json
 //
 // Export flags: one of -sqlite FILE, -postgres DSN or -mysql DSN; -layout
 // (prisma, the default, or snake_case); -user ID (required); -o FILE or
 // DIRECTORY (default: standard output; a directory gets the file name the
-// endpoint would give); -section NAME=QUERY (repeatable) adds a section
+// endpoint would give; an existing file is kept unless -force); -section NAME=QUERY (repeatable) adds a section
 // of the host's own, as the host's endpoint registers it with
 // sqlstore.Section, so that the file matches the endpoint's. A file is written under a temporary name and
 // renamed when complete, so a failed export leaves nothing behind.
 // Progress goes to standard error every second for large accounts, and one
 // audit event (JSON: who ran it, for which user, the outcome, bytes and
-// records) is written to standard error, or appended to -audit FILE.
+// records, duration_ms) is written to standard error, or appended to
+// -audit FILE, which is opened before anything is exported. -help
+// describes every flag.
 //
-// verify FILE reads an export back and says exactly what is wrong with it:
-// the first departure from the format, by its path in the document, or a
-// difference in bytes from what the endpoint writes.
+// verify FILE reads an export back and checks its form, not its values:
+// "well-formed export, format 1.0" means every key, type, timestamp form
+// and order is the format's and the bytes are what the endpoint writes for
+// that data. Otherwise it says exactly what is wrong: the first departure
+// from the format, by its path in the document, or where the bytes first
+// differ (a trailing newline, a compact file, tabs...), with a short
+// quoted excerpt. verify -digest
+// 'sha-256=:...:' FILE first checks the file against the Repr-Digest
+// header of the response it came from.
 //
 // The exit status is 0 on success, 1 on failure and 2 for bad usage.
 package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -39,6 +50,8 @@ func main() {
 
 // usageError is a mistake in the command line (exit status 2).
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	var err error
@@ -50,12 +63,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "export:", err)
+	if errors.Is(err, flag.ErrHelp) {
+		help(stdout)
+		return 0
+	}
+	// One "export:" prefix, whatever the error's own says.
+	fmt.Fprintln(stderr, "export:", strings.TrimPrefix(err.Error(), "export: "))
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(stderr, "usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID [-o FILE|DIR] [-section NAME=QUERY]... [-audit FILE]")
-		fmt.Fprintln(stderr, "       export verify FILE")
+		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "export -help describes every flag.")
 		return 2
 	}
 	return 1
+}
+
+const usage = `usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID
+              [-o FILE|DIR [-force]] [-section NAME=QUERY]... [-audit FILE] [-exported-at TIME] [-progress-every D]
+       export verify [-digest 'sha-256=:...:'] FILE
+`
+
+// help prints the usage and every flag with its meaning.
+func help(w io.Writer) {
+	fmt.Fprint(w, usage)
+	fmt.Fprintln(w, "\nWrites one user's export, byte for byte the endpoint's document, and one audit event.")
+	fmt.Fprintln(w, "Exit status: 0 on success, 1 on failure, 2 for bad usage.")
+	fmt.Fprintln(w, "\nexport flags:")
+	var f exportFlags
+	printFlags(w, exportFlagSet(&f))
+	fmt.Fprintln(w, "\nverify FILE checks a file's form (keys, types, timestamps, order, the endpoint's bytes), not its values. Flags:")
+	printFlags(w, verifyFlagSet(new(string)))
+}
+
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.SetOutput(w)
+	fs.PrintDefaults()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -103,13 +104,140 @@ func TestExportIsWhatTheEndpointServes(t *testing.T) {
 	require.Equal(t, float64(1), ev["agents"])
 	require.Equal(t, out, ev["file"])
 	require.NotEmpty(t, ev["operator"])
+	require.Greater(t, ev["duration_ms"], float64(0), "the duration in milliseconds, the unit in its name")
+	require.Less(t, ev["duration_ms"], float64(60000))
+	require.NotContains(t, ev, "duration")
 	require.NotContains(t, stderr, "my-agent", "the audit event never holds the document")
 	require.NotContains(t, string(got), "SECRET")
 
 	code, stdout, stderr = runCmd("verify", out)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stdout, `a valid export, format 1.0, of user "user_abc123"`)
+	require.Contains(t, stdout, `well-formed export, format 1.0, of user "user_abc123"`)
+	require.Contains(t, stdout, "not checked: that the values are the ones the database held")
+	require.NotContains(t, stdout, "valid export", "verify cannot vouch for the values")
 	require.Contains(t, stdout, "1 agents, 1 scheduled tasks, 1 workflows")
+}
+
+// TestAuditLogOpenedFirst: an audit log that cannot be opened stops the
+// command before it exports anything.
+func TestAuditLogOpenedFirst(t *testing.T) {
+	path, _ := appDB(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.json")
+	for _, audit := range []string{filepath.Join(dir, "missing", "audit.log"), dir} {
+		code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-audit", audit)
+		require.Equal(t, 1, code, stderr)
+		require.Empty(t, stdout)
+		require.Contains(t, stderr, "-audit: cannot open the audit log, so nothing was exported")
+		left, _ := os.ReadDir(dir)
+		require.Empty(t, left, "no export without an audit record")
+	}
+	audit := filepath.Join(dir, "audit.log")
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-audit", audit)
+	require.Equal(t, 0, code, stderr)
+	log, err := os.ReadFile(audit)
+	require.NoError(t, err)
+	require.Equal(t, "exported", auditLine(t, string(log))["outcome"])
+	require.NotContains(t, stderr, `"outcome"`, "the event goes to the file, not stderr")
+}
+
+// TestOutputFile: an existing file is kept unless -force; a missing
+// directory is named as such.
+func TestOutputFile(t *testing.T) {
+	path, golden := appDB(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.json")
+	require.NoError(t, os.WriteFile(out, []byte("an earlier request's file"), 0o600))
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "export: -o: "+out+" is already a file; give -force to overwrite it")
+	got, _ := os.ReadFile(out)
+	require.Equal(t, "an earlier request's file", string(got))
+	left, _ := os.ReadDir(dir)
+	require.Len(t, left, 1, "no temporary file left")
+
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt, "-force")
+	require.Equal(t, 0, code, stderr)
+	got, _ = os.ReadFile(out)
+	require.Equal(t, string(golden), string(got))
+
+	// Into a directory: the endpoint's name there is kept as well.
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", dir, "-exported-at", exportedAt)
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", dir, "-exported-at", exportedAt)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "agentbot-export-user_abc-2026-04-02.json is already a file; give -force")
+
+	missing := filepath.Join(dir, "requests", "2026", "out.json")
+	code, _, stderr = runCmd("-sqlite", path, "-user", "user_abc123", "-o", missing)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "the directory "+filepath.Join(dir, "requests", "2026")+" does not exist")
+	require.NotContains(t, stderr, ".partial")
+}
+
+// TestHelp: -help prints every flag with its meaning, and exits 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-help", "-h"} {
+		code, stdout, stderr := runCmd(arg)
+		require.Equal(t, 0, code, stderr)
+		var f exportFlags
+		n := 0
+		exportFlagSet(&f).VisitAll(func(fl *flag.Flag) {
+			n++
+			require.Regexp(t, `(?m)^  -`+fl.Name+`( |$)`, stdout, "flag -%s", fl.Name)
+			require.Regexp(t, `\w{4,}`, fl.Usage, "flag -%s has a meaning", fl.Name)
+		})
+		require.Equal(t, 11, n, "a new flag? it is printed; update the count")
+		require.Contains(t, stdout, "  -digest ")
+	}
+	code, _, _ := runCmd("verify", "-help")
+	require.Equal(t, 0, code)
+}
+
+// TestVerifyDigest: verify -digest checks a file against the endpoint's
+// Repr-Digest header, and names a file changed after download.
+func TestVerifyDigest(t *testing.T) {
+	path, golden := appDB(t)
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	require.NoError(t, err)
+	h := export.NewHandler(export.NewExporter(store), func(*http.Request) (string, error) { return "user_abc123", nil })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/export", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	digest := rec.Header().Get("Repr-Digest")
+	require.NotEmpty(t, digest)
+
+	file := filepath.Join(t.TempDir(), "download.json")
+	require.NoError(t, os.WriteFile(file, rec.Body.Bytes(), 0o600))
+	code, stdout, stderr := runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "its SHA-256 matches the digest")
+	code, _, stderr = runCmd("verify", "-digest", "sha-512=:AAAA:, "+digest, file)
+	require.Equal(t, 0, code, "a dictionary with other algorithms: %s", stderr)
+
+	// Changed after download, still well-formed: only the digest can tell.
+	edited := bytes.Replace(rec.Body.Bytes(), []byte(`"my-agent"`), []byte(`"my-agenT"`), 1)
+	require.NoError(t, os.WriteFile(file, edited, 0o600))
+	code, _, stderr = runCmd("verify", file)
+	require.Equal(t, 0, code, "without the digest, an edited file is well-formed: %s", stderr)
+	code, stdout, stderr = runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, stderr, "does not match the digest: its SHA-256 is sha-256=:")
+	require.Contains(t, stderr, "the digest says "+digest)
+
+	// Another download's digest: the golden file's.
+	require.NoError(t, os.WriteFile(file, golden, 0o600))
+	code, _, _ = runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 1, code)
+
+	for _, bad := range []string{"md5=:AAAA:", "sha-256=abc", "sha-256=:bm90IDMyIGJ5dGVz:"} {
+		code, _, stderr = runCmd("verify", "-digest", bad, file)
+		require.Equal(t, 2, code, bad)
+		require.Contains(t, stderr, "-digest: ", bad)
+	}
 }
 
 func TestExportToStdoutAndDirectory(t *testing.T) {
@@ -156,6 +284,7 @@ func TestExportFailures(t *testing.T) {
 		{"verify without a file", []string{"verify"}, 2, "verify takes one file", false},
 		{"section without a query", []string{"-sqlite", path, "-user", "u", "-section", "notes"}, 2, "want NAME=QUERY", false},
 		{"section with a built-in name", []string{"-sqlite", path, "-user", "user_abc123", "-section", "agents=SELECT 1"}, 2, `"agents" is a key of the format`, true},
+		{"section that does not bind the user", []string{"-sqlite", path, "-user", "user_abc123", "-section", "notes=SELECT id, userId FROM Agent"}, 1, "takes none, so it would export every user's rows", true},
 		{"section with bad SQL", []string{"-sqlite", path, "-user", "user_abc123", "-section", "notes=SELECT nothing FROM nowhere WHERE x = ?"}, 1, "could not read notes", true},
 	}
 	for _, c := range cases {
@@ -169,6 +298,11 @@ func TestExportFailures(t *testing.T) {
 			require.Equal(t, c.code, code, stderr)
 			require.Empty(t, stdout)
 			require.Contains(t, stderr, c.msg)
+			msg := strings.SplitN(stderr, "\n", 2)[0]
+			if strings.HasPrefix(msg, "{") { // the audit event first
+				msg = strings.SplitN(stderr, "\n", 3)[1]
+			}
+			require.Equal(t, 1, strings.Count(msg, "export:"), "one export: prefix: %s", msg)
 			if c.audit {
 				ev := auditLine(t, stderr)
 				require.Equal(t, "failed", ev["outcome"])
@@ -190,10 +324,15 @@ func TestVerifySaysWhatIsWrong(t *testing.T) {
 		"bad timestamp": {strings.Replace(g, `"createdAt": "2026-03-01T00:00:00.000Z"`, `"createdAt": "2026-03-01T00:00:00Z"`, 1),
 			`agents[0].createdAt: "2026-03-01T00:00:00Z" is not a timestamp`},
 		"a secret key": {strings.Replace(g, `"model": "gpt-4o",`, `"model": "gpt-4o", "apiKey": "sk",`, 1), "apiKey"},
-		"truncated":    {g[:len(g)/2], "not a valid export"},
+		"truncated":    {g[:len(g)/2], "not a well-formed export"},
 		"reindented": {strings.ReplaceAll(g, "  ", "\t"),
-			`holds valid data, but not in the bytes the endpoint writes: line 2 is "\t\"exportedAt\": \"2026-04-02T12:00:00.000Z\","`},
-		"trailing newline": {g + "\n", "not in the bytes the endpoint writes"},
+			`holds well-formed data, but not in the bytes the endpoint writes: the file is indented with tabs; the endpoint indents by two spaces: at line 2, column 1 the file has "\t\"exportedAt\": \"2026-04-"... where the endpoint writes "  \"exportedAt\": \"2026-04"...`},
+		"trailing newline":                      {g + "\n", `not in the bytes the endpoint writes: it ends with "\n" after the document's closing "}", and the endpoint writes nothing after it`},
+		"trailing newline after added sections": {strings.TrimSuffix(g, "\n}") + ",\n  \"notes\": []\n}\r\n", `it ends with "\r\n" after the document's closing "}"`},
+		"compact":                               {compact(t, g), `the file is compact JSON on one line; the endpoint writes it pretty-printed, one key per line, indented by two spaces (as JSON.stringify(doc, null, 2)): at line 1, column 2 the file has "{\"exportedAt\":\"2026-04-02"... where the endpoint writes "{\n"`},
+		"CRLF":                                  {strings.ReplaceAll(g, "\n", "\r\n"), `Windows line ends (CRLF); the endpoint writes LF only: at line 1, column 2 the file has "{\r\n" where the endpoint writes "{\n"`},
+		"no space after a colon": {strings.Replace(g, `"name": "my-agent"`, `"name":"my-agent"`, 1),
+			`at line 16, column 14 the file has "      \"name\":\"my-agent\",\n" where the endpoint writes "      \"name\": \"my-agent\",\n"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -202,6 +341,7 @@ func TestVerifySaysWhatIsWrong(t *testing.T) {
 			code, stdout, stderr := runCmd("verify", file)
 			require.Equal(t, 1, code, stdout)
 			require.Contains(t, stderr, c.msg)
+			require.Less(t, len(stderr), 500, "a short message, not the document: %s", stderr)
 		})
 	}
 	withExtra := strings.TrimSuffix(g, "\n}") + ",\n  \"notifications\": [\n    {\n      \"id\": \"n1\"\n    }\n  ]\n}"
@@ -210,6 +350,13 @@ func TestVerifySaysWhatIsWrong(t *testing.T) {
 	code, stdout, stderr := runCmd("verify", file)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "and sections added by the host")
+}
+
+// compact is doc as one line of JSON, as json.Compact writes it.
+func compact(t *testing.T, doc string) string {
+	var b bytes.Buffer
+	require.NoError(t, json.Compact(&b, []byte(doc)))
+	return b.String()
 }
 
 // TestProgress: a large account's export reports progress on stderr.

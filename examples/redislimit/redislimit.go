@@ -166,13 +166,16 @@ func (l *Limiter) Acquire(ctx context.Context, userID string) (func(), error) {
 			lease.release()
 			return nil, fmt.Errorf("redislimit: %w", err)
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			lease.release()
-			return nil, &export.LimitError{RetryAfter: l.limits.RetryAfter, Reason: "too many exports in progress"}
-		}
 		// Jitter keeps instances that wait together from polling together.
-		sleep := min(wait/2+rand.N(wait), left)
+		sleep := wait/2 + rand.N(wait)
+		if l.limits.MaxWait > 0 { // negative: no bound on the wait
+			left := time.Until(deadline)
+			if left <= 0 {
+				lease.release()
+				return nil, &export.LimitError{RetryAfter: l.limits.RetryAfter, Reason: "too many exports in progress"}
+			}
+			sleep = min(sleep, left)
+		}
 		select {
 		case <-time.After(sleep):
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
@@ -22,20 +23,19 @@ type app struct {
 	store  export.Store
 	users  []string // shown on the sign-in page
 	logger *slog.Logger
-
+	opts   []export.Option // the export handler's, after WithLogger
 	// replaced, if set, reports that the database file was replaced
 	// since the start: from then on every request is refused (503) until
 	// a restart opens the new file.
-	replaced func() error
-	timeouts export.Timeouts // the export handler's deadlines
+	replaced   func() error
+	replacedAt error // sticky: the first report of replaced; under mu
 
-	mu         sync.Mutex
-	sessions   map[string]string // random token -> user ID
-	replacedAt error             // sticky: the first report of replaced
+	mu       sync.Mutex
+	sessions map[string]string // random token -> user ID
 }
 
-func newApp(store export.Store, users []string, logger *slog.Logger) *app {
-	return &app{store: store, users: users, logger: logger, sessions: make(map[string]string)}
+func newApp(store export.Store, users []string, logger *slog.Logger, opts ...export.Option) *app {
+	return &app{store: store, users: users, logger: logger, opts: opts, sessions: make(map[string]string)}
 }
 
 func (a *app) routes() http.Handler {
@@ -43,16 +43,19 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", a.page)
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
+	// /favicon.ico too: a browser asks for it whatever the page links.
+	mux.HandleFunc("GET /favicon.svg", serveFavicon)
+	mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	// Mounted without a method so that the handler answers every method
 	// itself (the contract's JSON 405); "GET /api/export" would leave other
 	// methods to the mux's plain-text 405. The exact path only: nothing
 	// under /api/export/ serves an export.
-	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, export.WithLogger(a.logger), export.WithTimeouts(a.timeouts))
+	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append([]export.Option{export.WithLogger(a.logger)}, a.opts...)...)
 	mux.Handle("/api/export", exp)
-	if a.replaced == nil {
-		return mux
+	if a.replaced != nil {
+		return a.refuseIfReplaced(mux)
 	}
-	return a.refuseIfReplaced(mux)
+	return mux
 }
 
 // refuseIfReplaced answers 503 once the database file has been replaced:
@@ -81,7 +84,7 @@ func (a *app) refuseIfReplaced(next http.Handler) http.Handler {
 			io.WriteString(w, `{"error":"Export failed","message":"the database file was replaced; the server must be restarted"}`)
 			return
 		}
-		a.render(w, r, http.StatusServiceUnavailable, "", "The database file was replaced while the server ran; it must be restarted to serve the new one.")
+		a.render(w, r, http.StatusServiceUnavailable, pageData{Error: "The database file was replaced while the server ran; it must be restarted to serve the new one."})
 	})
 }
 
@@ -103,25 +106,14 @@ func (a *app) currentUser(r *http.Request) (string, error) {
 
 // login signs in as any existing user ID, with no password.
 // DEMO ONLY: a real application authenticates the user here.
-//
-// A user that does not exist is a 401; a failure to look the user up (the
-// database down, just restarted, a row it cannot read) is a 503, logged
-// with its cause, so that nobody looks for a wrong user ID when the
-// database is the problem. Either way the answer is the page, with the
-// reason, as the form that posted here expects.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	id := r.PostFormValue("user")
-	ctx, cancel := context.WithTimeout(r.Context(), lookupTimeout)
+	// Bounded, so that a database that does not answer gives a 503, not
+	// a page that never loads.
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	err := a.store.View(ctx, id, func(export.Tx) error { return nil })
-	switch {
-	case errors.Is(err, export.ErrUserNotFound):
-		a.render(w, r, http.StatusUnauthorized, "", "There is no user with that ID.")
-		return
-	case err != nil:
-		a.logger.Error("sign-in: could not look the user up", "user_id", id, "error", err)
-		w.Header().Set("Retry-After", "5")
-		a.render(w, r, http.StatusServiceUnavailable, "", "The database did not answer; please try again in a moment.")
+	if err := a.store.View(ctx, id, func(export.Tx) error { return nil }); err != nil {
+		a.signInFailed(w, r, id, err)
 		return
 	}
 	b := make([]byte, 32)
@@ -134,6 +126,21 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// signInFailed answers a sign-in that found no user (401) or could not
+// look one up (503), with the sign-in page and what went wrong.
+func (a *app) signInFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
+	status, msg := http.StatusUnauthorized, fmt.Sprintf("There is no user %q in this database. Pick one of the users below.", id)
+	if id == "" {
+		msg = "Enter a user ID to sign in as."
+	}
+	if !errors.Is(err, export.ErrUserNotFound) {
+		a.logger.Error("demo sign-in: looking the user up failed", "user_id", id, "error", err)
+		status, msg = http.StatusServiceUnavailable, "The database could not be reached to look the user up. Try again in a moment."
+		w.Header().Set("Retry-After", "5")
+	}
+	a.render(w, r, status, pageData{Error: msg, Entered: id})
+}
+
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(cookieName); err == nil {
 		a.mu.Lock()
@@ -144,23 +151,108 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// pageData is what the page shows.
+type pageData struct {
+	User    string // signed in as; "" when signed out
+	Users   []string
+	Entered string // the ID a failed sign-in was for
+	Error   string // why the sign-in failed
+	Counts  []sectionCount
+	// CountErr is set when the records could not be counted.
+	CountErr bool
+}
+
+// sectionCount is one line of "what the export will contain".
+type sectionCount struct {
+	ID, Name string
+	N        int
+}
+
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>export demo</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}
-.note{background:#fff3cd;padding:.5rem .75rem;border-radius:4px}.error{background:#f8d7da;padding:.5rem .75rem;border-radius:4px}a.button,button{padding:.4rem .9rem}</style></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>export demo</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<style>
+body{font:16px/1.5 system-ui,sans-serif;max-width:38rem;margin:3rem auto;padding:0 1rem;color:#1f2328}
+.note{background:#fff3cd;padding:.5rem .75rem;border-radius:6px}
+.error{background:#fdecea;color:#8a1c1c;padding:.6rem .8rem;border-radius:6px;border:1px solid #f5c2c0}
+.button,button{display:inline-block;font:inherit;font-weight:600;line-height:1.2;padding:.6rem 1.1rem;border-radius:6px;
+  border:1px solid #1a56db;background:#1a56db;color:#fff;text-decoration:none;cursor:pointer}
+.button:hover,button:hover{background:#1446b8;border-color:#1446b8}
+.button:focus-visible,button:focus-visible{outline:3px solid #93b4f5;outline-offset:2px}
+button.secondary{background:#fff;color:#1a56db}
+button.secondary:hover{background:#eef3fd}
+.download{display:flex;gap:1.5rem;align-items:center;flex-wrap:wrap;margin:1.5rem 0}
+.contents{margin:0;padding:0;list-style:none;color:#57606a}
+.caption{font-size:.85rem;color:#57606a;text-transform:uppercase;letter-spacing:.04em}
+.contents strong{color:#1f2328}
+#status{padding:.6rem .8rem;border-radius:6px;background:#eef3fd}
+#status.problem{background:#fdecea;color:#8a1c1c}
+input{font:inherit;padding:.45rem .6rem;border:1px solid #8c959f;border-radius:6px}
+</style></head>
 <body>
 <h1>Download your data</h1>
 <p class="note">Demo only: sign-in takes a user ID and no password.</p>
 {{if .User}}
 <p>Signed in as <strong id="who">{{.User}}</strong>.</p>
-<p><a class="button" id="download" href="/api/export">Download my data</a></p>
-<form method="post" action="/logout"><button type="submit">Sign out</button></form>
+<div class="download">
+<a class="button" id="download" href="/api/export" role="button">Download my data</a>
+<div id="contents">{{if .CountErr}}<p>The records could not be counted just now.</p>
+{{else}}<span class="caption">Your file will hold</span>
+<ul class="contents">
+{{range .Counts}}<li id="count-{{.ID}}"><strong>{{.N}}</strong> {{.Name}}</li>
+{{end}}</ul>{{end}}</div>
+</div>
+<p id="status" role="status" hidden></p>
+<form method="post" action="/logout"><button class="secondary" type="submit">Sign out</button></form>
+<script>
+// The link downloads the file as it is; where scripts run, the page
+// fetches it instead, so that a refusal (the endpoint answers JSON) is
+// explained here rather than shown raw.
+document.getElementById("download").addEventListener("click", async (ev) => {
+  ev.preventDefault();
+  const status = document.getElementById("status");
+  const say = (text, problem) => { status.textContent = text; status.className = problem ? "problem" : ""; status.hidden = false; };
+  say("Preparing your export…", false);
+  let res;
+  try {
+    res = await fetch("/api/export", {credentials: "same-origin"});
+  } catch (e) {
+    say("The server could not be reached. Check your connection and try again.", true);
+    return;
+  }
+  if (res.ok) {
+    const name = (/filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "") || [])[1] || "export.json";
+    const url = URL.createObjectURL(await res.blob());
+    const a = Object.assign(document.createElement("a"), {href: url, download: name});
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    say("Downloaded " + name + ".", false);
+    return;
+  }
+  const wait = res.headers.get("Retry-After");
+  const body = await res.json().catch(() => ({}));
+  switch (res.status) {
+  case 401:
+    say("Your session has ended, so the export was refused. Sign in again to download your data.", true);
+    break;
+  case 429:
+    say("An export of your data is already being prepared, or the server is busy. Try again in " + (wait || "a few") + " seconds.", true);
+    break;
+  case 503:
+    say("The database is not answering just now. Try again in " + (wait || "a few") + " seconds.", true);
+    break;
+  default:
+    say("The export failed" + (body.message ? " (" + body.message + ")" : "") + ". Try again later.", true);
+  }
+});
+</script>
 {{else}}
-{{if .Error}}<p class="error" id="error" role="alert">{{.Error}}</p>{{end}}
 <p id="who">Not signed in.</p>
+{{if .Error}}<p class="error" id="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="/login">
-<label>User ID <input name="user" size="30" value="{{index .Users 0}}"></label>
+<label>User ID <input name="user" size="30" value="{{if .Error}}{{.Entered}}{{else}}{{index .Users 0}}{{end}}"></label>
 <button type="submit">Sign in</button>
 </form>
 <p>Users in this database:{{range .Users}} <code>{{.}}</code>{{end}}</p>
@@ -170,26 +262,69 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 
 func (a *app) page(w http.ResponseWriter, r *http.Request) {
 	user, _ := a.currentUser(r)
-	a.render(w, r, http.StatusOK, user, "")
+	d := pageData{User: user}
+	if user != "" {
+		d.Counts, d.CountErr = a.counts(r, user)
+	}
+	a.render(w, r, http.StatusOK, d)
 }
 
-// render answers with the page: signed in as user ("" for the sign-in
-// form), with an error message if there is one.
-func (a *app) render(w http.ResponseWriter, r *http.Request, status int, user, message string) {
+// counts reads what the export of user will hold, section by section,
+// from one view as the export does.
+func (a *app) counts(r *http.Request, user string) ([]sectionCount, bool) {
+	var c [3]int
+	err := a.store.View(r.Context(), user, func(tx export.Tx) error {
+		for _, err := range tx.Agents(r.Context()) {
+			if err != nil {
+				return err
+			}
+			c[0]++
+		}
+		for _, err := range tx.ScheduledTasks(r.Context()) {
+			if err != nil {
+				return err
+			}
+			c[1]++
+		}
+		for _, err := range tx.Workflows(r.Context()) {
+			if err != nil {
+				return err
+			}
+			c[2]++
+		}
+		return nil
+	})
+	if err != nil {
+		a.logger.Error("demo page: counting records failed", "user_id", user, "error", err)
+		return nil, true
+	}
+	return []sectionCount{{"agents", plural(c[0], "agent"), c[0]}, {"scheduledTasks", plural(c[1], "scheduled task"), c[1]}, {"workflows", plural(c[2], "workflow"), c[2]}}, false
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
+}
+
+func (a *app) render(w http.ResponseWriter, _ *http.Request, status int, d pageData) {
+	d.Users = a.users
+	if len(d.Users) == 0 {
+		d.Users = []string{""}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	users := a.users
-	if len(users) == 0 {
-		users = []string{""}
-	}
 	w.WriteHeader(status)
-	pageTmpl.Execute(w, struct {
-		User  string
-		Users []string
-		Error string
-	}{user, users, message})
+	pageTmpl.Execute(w, d)
 }
 
-// lookupTimeout bounds the sign-in's look-up, so that a database that
-// does not answer gives a 503, not a page that never loads.
-const lookupTimeout = 10 * time.Second
+// favicon is the page's icon: a download arrow.
+const favicon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#1a56db"/>` +
+	`<path d="M16 7v13m-6-6 6 6 6-6M9 25h14" stroke="#fff" stroke-width="3" fill="none" stroke-linecap="round" stroke-linejoin="round"/></svg>`
+
+func serveFavicon(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	io.WriteString(w, favicon)
+}

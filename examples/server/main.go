@@ -84,9 +84,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	}
 	defer data.db.Close()
 	logger := slog.New(slog.NewTextHandler(out, nil))
-	app := newApp(data.store, data.users, logger)
+	app := newApp(data.store, data.users, logger, export.WithTimeouts(export.Timeouts{ClientIdle: *clientIdle}))
 	app.replaced = data.replaced
-	app.timeouts = export.Timeouts{ClientIdle: *clientIdle}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -49,7 +49,7 @@ func TestDemoSignInUnknownUserOrBrokenLookup(t *testing.T) {
 	if code != http.StatusUnauthorized {
 		t.Fatalf("unknown user: %d", code)
 	}
-	requirePage(t, h, body, "There is no user with that ID.")
+	requirePage(t, h, body, "in this database. Pick one of the users below.")
 
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -63,11 +63,11 @@ func TestDemoSignInUnknownUserOrBrokenLookup(t *testing.T) {
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("sign-in with an unreadable user table: %d, want 503\n%s", code, body)
 	}
-	requirePage(t, h, body, "The database did not answer")
+	requirePage(t, h, body, "The database could not be reached to look the user up.")
 	if h.Get("Retry-After") == "" {
 		t.Error("no Retry-After")
 	}
-	if log := out.String(); !strings.Contains(log, "sign-in: could not look the user up") || !strings.Contains(log, "no such table") {
+	if log := out.String(); !strings.Contains(log, "demo sign-in: looking the user up failed") || !strings.Contains(log, "no such table") {
 		t.Errorf("the log does not give the cause:\n%s", log)
 	}
 }
@@ -163,8 +163,8 @@ func TestDemoSignInDuringOutage(t *testing.T) {
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("sign-in during the outage: %d, want 503\n%s", code, body)
 	}
-	requirePage(t, h, body, "The database did not answer")
-	if log := out.String(); !strings.Contains(log, "sign-in: could not look the user up") {
+	requirePage(t, h, body, "The database could not be reached to look the user up.")
+	if log := out.String(); !strings.Contains(log, "demo sign-in: looking the user up failed") {
 		t.Errorf("the log does not say why:\n%s", log)
 	}
 

@@ -122,9 +122,17 @@ func TestDemoSignInDownloadSignOut(t *testing.T) {
 		t.Errorf("the cookie holds the user ID, not a random token: %q", setCookie)
 	}
 
+	if strings.Contains(page, "/api/export") {
+		t.Fatalf("the page offers the download before sign-in:\n%s", page)
+	}
 	page = get(t, c, base+"/")
 	if !strings.Contains(page, `<strong id="who">demo-jane</strong>`) || !strings.Contains(page, `href="/api/export"`) {
 		t.Fatalf("page after sign-in:\n%s", page)
+	}
+	for _, want := range []string{`<li id="count-agents"><strong>2</strong> agents</li>`, `<li id="count-scheduledTasks"><strong>2</strong> scheduled tasks</li>`, `<li id="count-workflows"><strong>2</strong> workflows</li>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page does not say what the export holds: no %s", want)
+		}
 	}
 
 	// Download: a document of the format, for this user only.
@@ -158,14 +166,44 @@ func TestDemoSignInDownloadSignOut(t *testing.T) {
 func TestDemoRejectsUnknownUserAndStolenCookie(t *testing.T) {
 	base := startServer(t)
 	c := newClient(t)
-	if got := statusOf(t)(c.PostForm(base+"/login", url.Values{"user": {"nobody"}})); got != http.StatusUnauthorized {
-		t.Fatalf("login as an unknown user: %d", got)
+	resp, err := c.PostForm(base+"/login", url.Values{"user": {"nobody"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("login as an unknown user: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// The sign-in page again, saying why, with the form to try again.
+	for _, want := range []string{"There is no user &#34;nobody&#34; in this database", `action="/login"`, `value="nobody"`, "demo-jane"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the refused sign-in's page lacks %q:\n%s", want, page)
+		}
 	}
 	// A forged cookie naming a user is not a session.
 	req, _ := http.NewRequest(http.MethodGet, base+"/api/export", nil)
 	req.AddCookie(&http.Cookie{Name: "demo_session", Value: "demo-jane"})
 	if got := statusOf(t)(http.DefaultClient.Do(req)); got != http.StatusUnauthorized {
 		t.Fatalf("forged cookie: %d", got)
+	}
+}
+
+func TestDemoFavicon(t *testing.T) {
+	base := startServer(t)
+	for _, path := range []string{"/favicon.ico", "/favicon.svg"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" || !bytes.HasPrefix(body, []byte("<svg ")) {
+			t.Errorf("%s: %d %s %.40q", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+	if page := get(t, newClient(t), base+"/"); !strings.Contains(page, `<link rel="icon" href="/favicon.svg" type="image/svg+xml">`) {
+		t.Error("the page links no icon")
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/agentbot/export"
 	"github.com/agentbot/export/internal/sqlfixture"
 	"github.com/agentbot/export/sqlstore"
+	"github.com/agentbot/export/sqlstore/pgxrows"
 )
 
 const (
@@ -148,20 +149,29 @@ func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout s
 	if err := db.PingContext(ctx); err != nil {
 		return nil, err
 	}
-	store, err := sqlstore.New(db, dialect, sqlstore.WithLayout(layout))
+	opts := []sqlstore.Option{sqlstore.WithLayout(layout)}
+	if dialect == sqlstore.Postgres {
+		// pgx's database/sql driver: read the rows through pgx itself.
+		opts = append(opts, pgxrows.Option())
+	}
+	store, err := sqlstore.New(db, dialect, opts...)
 	if err != nil {
 		return nil, err
 	}
 	d := &demoData{store: store, db: db}
-	if store.Check(ctx) != nil {
+	warnings, err := store.Check(ctx)
+	if err != nil {
 		// Some table or column is missing: create what is missing.
 		if err := sqlstore.CreateTables(ctx, db, dialect, layout); err != nil {
 			return nil, err
 		}
 		d.notes = append(d.notes, "created the "+layoutName+" tables")
-		if err := store.Check(ctx); err != nil {
+		if warnings, err = store.Check(ctx); err != nil {
 			return nil, fmt.Errorf("the tables do not match the layout: %w", err)
 		}
+	}
+	for _, w := range warnings { // a missing index, say: exports work, slower
+		d.notes = append(d.notes, "warning: "+w.String())
 	}
 	w := &sqlfixture.Writer{DB: db, Dialect: dialect, Layout: layout}
 	users, err := w.UserIDs(ctx, 5)

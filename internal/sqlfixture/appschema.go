@@ -11,8 +11,9 @@ import (
 // columns the export must never read (password hashes, API keys, prompts,
 // webhook secrets). prefix goes before each table name: "" or a quoted
 // schema and a dot. The User table's updatedAt has no default, as
-// Prisma's @updatedAt. Prisma makes no index on the owner column; hosts
-// add the one sqlstore.Schema describes.
+// Prisma's @updatedAt. The only index on each owner column is the
+// application's @@index([userId]); the one sqlstore.Schema describes,
+// which serves the export's ordered read, is the host's to add.
 func AppSchema(d sqlstore.Dialect, prefix string) []string {
 	stmts := make([]string, len(appSchema[d]))
 	for i, s := range appSchema[d] {
@@ -68,6 +69,10 @@ var appSchema = map[sqlstore.Dialect][]string{
     "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "Workflow_pkey" PRIMARY KEY ("id"))`,
 		`CREATE UNIQUE INDEX "User_email_key" ON {S}"User"("email")`,
+		// schema.prisma's @@index([userId]) on each table a user owns.
+		`CREATE INDEX "Agent_userId_idx" ON {S}"Agent"("userId")`,
+		`CREATE INDEX "ScheduledTask_userId_idx" ON {S}"ScheduledTask"("userId")`,
+		`CREATE INDEX "Workflow_userId_idx" ON {S}"Workflow"("userId")`,
 		`ALTER TABLE {S}"Agent" ADD CONSTRAINT "Agent_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
 		`ALTER TABLE {S}"ScheduledTask" ADD CONSTRAINT "ScheduledTask_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
 		`ALTER TABLE {S}"Workflow" ADD CONSTRAINT "Workflow_userId_fkey" FOREIGN KEY ("userId") REFERENCES {S}"User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
@@ -86,15 +91,15 @@ var appSchema = map[sqlstore.Dialect][]string{
 			" `model` VARCHAR(191) NULL, `status` VARCHAR(191) NOT NULL DEFAULT 'pending', `config` JSON NULL," +
 			" `apiKeyHash` VARCHAR(191) NULL, `encryptedToken` TEXT NULL," +
 			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), `updatedAt` DATETIME(3) NOT NULL," +
-			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+			" INDEX `Agent_userId_idx`(`userId`), PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
 		"CREATE TABLE {S}`ScheduledTask` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `agentId` VARCHAR(191) NULL," +
 			" `name` TEXT NOT NULL, `cronSchedule` VARCHAR(191) NOT NULL, `prompt` TEXT NULL, `enabled` BOOLEAN NOT NULL DEFAULT true," +
 			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)," +
-			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+			" INDEX `ScheduledTask_userId_idx`(`userId`), PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
 		"CREATE TABLE {S}`Workflow` (`id` VARCHAR(191) NOT NULL, `userId` VARCHAR(191) NOT NULL, `name` TEXT NOT NULL," +
 			" `definition` JSON NULL, `webhookSecret` VARCHAR(191) NULL, `enabled` BOOLEAN NOT NULL DEFAULT true," +
 			" `createdAt` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)," +
-			" PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+			" INDEX `Workflow_userId_idx`(`userId`), PRIMARY KEY (`id`)) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
 	},
 	// Prisma's SQLite provider: DATETIME columns, which the test fills
 	// with integer Unix milliseconds as Prisma does.
@@ -116,5 +121,8 @@ var appSchema = map[sqlstore.Dialect][]string{
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "Workflow_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE)`,
 		`CREATE UNIQUE INDEX "User_email_key" ON "User"("email")`,
+		`CREATE INDEX "Agent_userId_idx" ON "Agent"("userId")`,
+		`CREATE INDEX "ScheduledTask_userId_idx" ON "ScheduledTask"("userId")`,
+		`CREATE INDEX "Workflow_userId_idx" ON "Workflow"("userId")`,
 	},
 }

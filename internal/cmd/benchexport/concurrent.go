@@ -29,7 +29,7 @@ type loadResult struct {
 // the duration is over.
 func (r *runner) concurrent(ds dataset, clients int, duration time.Duration) (loadResult, error) {
 	res := loadResult{clients: clients, accounts: ds.shape.others}
-	p, err := startProcess(r.ctx, r.dir, []string{r.server, "-sqlite", ds.path}, true)
+	p, err := startProcess(r.ctx, r.dir, append([]string{r.server}, ds.dbArgs()...), true)
 	if err != nil {
 		return res, err
 	}

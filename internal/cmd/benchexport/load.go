@@ -85,7 +85,7 @@ func runLoad(args []string, stdout, stderr io.Writer) error {
 	if err := r.buildServer(); err != nil {
 		return err
 	}
-	ds, err := openDataset(ctx, c.dir, c.shape, stderr)
+	ds, err := openDataset(ctx, c.dir, c.shape, compositeIndex, stderr)
 	if err != nil {
 		return err
 	}

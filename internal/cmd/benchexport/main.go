@@ -5,15 +5,29 @@
 //     slices, json.MarshalIndent, write), served over HTTP the same way;
 //   - raw scan: the three ordered queries scanned into sql.RawBytes with
 //     the driver's default column handling and no JSON at all, the floor
-//     of reading the data through database/sql.
+//     of reading the data through database/sql (pgx's stdlib driver on
+//     PostgreSQL, ordering by "createdAt", id COLLATE "C").
 //
-// It builds SQLite files with the application's tables (once; they are
-// kept in -dir), runs each measurement in a fresh process, and prints the
-// times, the ratios and each process's peak RSS growth, then the same for
-// accounts from 3,000 to 3,000,000 records, then a run of concurrent
-// exports of ordinary accounts. Run it from the module:
+// The data is what adopters have: the application's tables as Prisma
+// makes them, with only its own indexes (@@index([userId])) by default,
+// and realistic rows (a 100,000- and a 20,000-record account among many
+// small ones, interleaved in storage; NULL models and user fields; names
+// to escape; cuid-like IDs; every timestamp form the contract allows).
+// Each comparison runs on two variants: the application's own indexes,
+// and those plus the composite index sqlstore.Schema recommends
+// (-variants, -index). With -postgres it runs on PostgreSQL too (the same
+// data, loaded with COPY into a schema per variant), and there, where
+// node and npm are present, also times the route this library replaces
+// (Node.js, node-postgres). -mysql adds MySQL/MariaDB, without goals.
 //
-//	go run ./internal/cmd/benchexport
+// It builds the data once (SQLite files are kept in -dir, PostgreSQL and
+// MySQL schemas in their databases), runs each measurement in a fresh
+// process, and prints the times, the ratios and each process's peak RSS
+// growth per database and variant, a summary of them side by side, then
+// the same for SQLite accounts from 3,000 to 3,000,000 records, then a
+// run of concurrent exports of ordinary accounts. Run it from the module:
+//
+//	go run ./internal/cmd/benchexport -postgres 'postgres://user@127.0.0.1/db?sslmode=disable'
 //
 // The load subcommand runs many clients against the example server on
 // SQLite and PostgreSQL (see load.go):
@@ -21,7 +35,7 @@
 //	go run ./internal/cmd/benchexport load -postgres DSN
 //
 // It needs Linux (/proc) and the go command (it builds the example
-// server). The first run builds about 2.5 GB of data files, which takes a
+// server). The first run builds about 3 GB of data files, which takes a
 // few minutes; -scale and -rows make it smaller.
 package main
 
@@ -38,10 +52,15 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/agentbot/export/sqlstore"
 )
 
 func main() {
@@ -67,10 +86,15 @@ func main() {
 
 type config struct {
 	rows      int
+	second    int
 	runs      int
 	scale     []int
 	naiveMax  int
 	dir       string
+	variants  []variant
+	postgres  string
+	mysql     string
+	skipNode  bool
 	clients   int
 	loadFor   time.Duration
 	skipLoad  bool
@@ -82,10 +106,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("benchexport", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&c.rows, "rows", 100_000, "records per section of the headline account")
+	fs.IntVar(&c.second, "second", 20_000, "records per section of the second large account in every dataset (0: none)")
 	fs.IntVar(&c.runs, "runs", 5, "runs of each measurement of the headline account (the median is reported)")
-	scale := fs.String("scale", "1000,10000,100000,1000000", "records per section of the scaling accounts, comma-separated")
-	fs.IntVar(&c.naiveMax, "naive-max", 100_000, "largest records per section the naive export is run for (it holds everything in memory)")
+	scale := fs.String("scale", "1000,10000,100000,1000000", "records per section of the scaling accounts (SQLite, own indexes), comma-separated")
+	fs.IntVar(&c.naiveMax, "naive-max", 100_000, "largest records per section the naive export is run for in the scaling runs (it holds everything in memory)")
 	fs.StringVar(&c.dir, "dir", filepath.Join(os.TempDir(), "export-bench"), "directory for the generated SQLite files, kept between runs")
+	variants := fs.String("variants", "own,index", "index variants of the headline comparison: own (the application's indexes only: Prisma's @@index([userId])) and index (plus the composite index sqlstore.Schema recommends), comma-separated")
+	index := fs.Bool("index", false, "measure only the variant with the composite index (short for -variants index)")
+	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN: also run the comparison on PostgreSQL, in schemas bench_v* of that database, kept between runs")
+	fs.StringVar(&c.mysql, "mysql", "", "MySQL or MariaDB DSN: also report the comparison there (no goals), in tables of that database made anew when stale")
+	fs.BoolVar(&c.skipNode, "skip-node", false, "do not time the original Node.js route on PostgreSQL")
 	fs.IntVar(&c.clients, "clients", 32, "concurrent clients in the load run")
 	fs.DurationVar(&c.loadFor, "load-for", 10*time.Second, "duration of the load run")
 	fs.BoolVar(&c.skipLoad, "skip-load", false, "skip the load run")
@@ -103,10 +133,30 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		c.scale = append(c.scale, n)
 	}
-	if c.rows < 1 || c.runs < 1 || c.clients < 1 {
-		return c, errors.New("-rows, -runs and -clients must be at least 1")
+	if *index {
+		*variants = "index"
+	}
+	for _, s := range strings.Split(*variants, ",") {
+		switch strings.TrimSpace(s) {
+		case "own":
+			c.variants = append(c.variants, ownIndexes)
+		case "index":
+			c.variants = append(c.variants, compositeIndex)
+		default:
+			return c, fmt.Errorf("-variants: %q is neither own nor index", s)
+		}
+	}
+	if c.rows < 1 || c.runs < 1 || c.clients < 1 || c.second < 0 {
+		return c, errors.New("-rows, -runs and -clients must be at least 1, -second at least 0")
 	}
 	return c, nil
+}
+
+// A measured is one database's headline comparison.
+type measured struct {
+	ds                    dataset
+	goals                 bool // the project's goals apply (SQLite, PostgreSQL)
+	lib, naive, raw, node []sample
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -134,55 +184,130 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	out := func(format string, a ...any) { fmt.Fprintf(stdout, format, a...) }
 
-	// The headline: one large account, every measurement interleaved so
-	// that drift in the machine's speed hits each alike.
-	ds, err := openDataset(ctx, cfg.dir, shape{big: cfg.rows, others: 100, otherRows: 100}, stderr)
-	if err != nil {
-		return err
+	// The datasets: the same generated data in each database and variant.
+	sh := shape{big: cfg.rows, second: cfg.second, others: 100, otherRows: 100}
+	var all []*measured
+	for _, v := range cfg.variants {
+		ds, err := openDataset(ctx, cfg.dir, sh, v, stderr)
+		if err != nil {
+			return err
+		}
+		all = append(all, &measured{ds: ds, goals: true})
 	}
-	fmt.Fprintln(stderr, "checking that the library's export holds the naive export's data...")
-	if err := r.verify(ds); err != nil {
-		return err
-	}
-	if _, err := r.raw(ds); err != nil { // warm the OS's file cache
-		return err
-	}
-	var lib, naive, raw []sample
-	for i := range cfg.runs {
-		fmt.Fprintf(stderr, "headline run %d of %d\n", i+1, cfg.runs)
-		for _, m := range []struct {
-			runs *[]sample
-			fn   func(dataset) (sample, error)
-		}{{&raw, r.raw}, {&lib, r.library}, {&naive, r.naive}} {
-			s, err := m.fn(ds)
+	if cfg.postgres != "" {
+		for _, v := range cfg.variants {
+			ds, err := openPostgres(ctx, cfg.postgres, sh, v, stderr)
 			if err != nil {
-				return err
+				return fmt.Errorf("PostgreSQL: %w", err)
 			}
-			*m.runs = append(*m.runs, s)
+			all = append(all, &measured{ds: ds, goals: true})
 		}
 	}
-	l, n, w := median(lib), median(naive), median(raw)
-	out("## Export of one account of %s records (%s per section) from SQLite\n\n", thousands(3*cfg.rows), thousands(cfg.rows))
-	out("%s; %s of JSON; median time of %d runs, each in a fresh process; peak RSS growth is the worst run's.\n\n",
-		machine(), mb(l.bytes), cfg.runs)
-	out("| | time | vs naive | vs raw scan | peak RSS growth |\n|---|---:|---:|---:|---:|\n")
-	out("| naive: slices + `json.MarshalIndent`, over HTTP | %s | 1.00x | %s | %s |\n", secs(n.dur), ratio(n.dur, w.dur), mb(n.growth))
-	out("| raw scan: 3 queries into `sql.RawBytes`, no JSON | %s | %s | 1.00x | %s |\n", secs(w.dur), ratio(w.dur, n.dur), mb(w.growth))
-	out("| **this library**: example server, HTTP | **%s** | **%s** | **%s** | **%s** |\n\n", secs(l.dur), ratio(l.dur, n.dur), ratio(l.dur, w.dur), mb(l.growth))
+	if cfg.mysql != "" {
+		for _, v := range cfg.variants {
+			ds, err := openMySQL(ctx, cfg.mysql, sh, v, stderr)
+			if err != nil {
+				return fmt.Errorf("MySQL: %w", err)
+			}
+			all = append(all, &measured{ds: ds})
+		}
+	}
+	var node *nodeRoute
+	nodeNote := ""
+	if cfg.postgres != "" && !cfg.skipNode {
+		node, nodeNote = setupNode(ctx, work, cfg.postgres, stderr)
+	} else if cfg.postgres == "" && !cfg.skipNode {
+		fmt.Fprintln(stderr, "note: the original Node.js route is timed on PostgreSQL only (-postgres)")
+	}
+
+	for _, m := range all {
+		fmt.Fprintf(stderr, "checking that the library's export holds the naive export's data: %s...\n", m.ds.title())
+		if err := r.verify(m.ds); err != nil {
+			return err
+		}
+		if _, err := r.raw(m.ds); err != nil { // warm the caches
+			return err
+		}
+		if node != nil && m.ds.dialect == sqlstore.Postgres {
+			if err := node.verify(r, m.ds); err != nil {
+				return err
+			}
+		}
+	}
+	// Every measurement interleaved, so that drift in the machine's speed
+	// hits each alike.
+	for i := range cfg.runs {
+		fmt.Fprintf(stderr, "headline run %d of %d\n", i+1, cfg.runs)
+		for _, m := range all {
+			steps := []struct {
+				runs *[]sample
+				fn   func(dataset) (sample, error)
+			}{{&m.raw, r.raw}, {&m.lib, r.library}, {&m.naive, r.naive}}
+			if node != nil && m.ds.dialect == sqlstore.Postgres {
+				steps = append(steps, struct {
+					runs *[]sample
+					fn   func(dataset) (sample, error)
+				}{&m.node, func(ds dataset) (sample, error) { return node.run(r, ds) }})
+			}
+			for _, st := range steps {
+				s, err := st.fn(m.ds)
+				if err != nil {
+					return fmt.Errorf("%s: %w", m.ds.title(), err)
+				}
+				*st.runs = append(*st.runs, s)
+			}
+		}
+	}
+	for _, m := range all { // nothing changed the indexes meanwhile
+		if err := r.checkIndexes(m.ds); err != nil {
+			return err
+		}
+	}
 	goal := func(ok bool) string {
 		if ok {
 			return "met"
 		}
 		return "NOT MET"
 	}
-	out("- %.1fx faster than the naive export (goal: at least 3x): %s\n", float64(n.dur)/float64(l.dur), goal(l.dur*3 <= n.dur))
-	out("- %s the raw scan's time (goal: at most 1.00x): %s\n", ratio(l.dur, w.dur), goal(l.dur <= w.dur))
-	out("- peak RSS grew by %s (goal: at most 32 MB): %s\n\n", mb(l.growth), goal(l.growth <= 32<<20))
+	for _, m := range all {
+		l, n, w := median(m.lib), median(m.naive), median(m.raw)
+		out("## %s: export of one account of %s records (%s per section)\n\n", m.ds.title(), thousands(3*cfg.rows), thousands(cfg.rows))
+		out("%s; %s of JSON; median time of %s, each in a fresh process; peak RSS growth is the worst run's.\n\n",
+			machine(), mb(l.bytes), plural(cfg.runs, "run"))
+		out("| | time | vs naive | vs raw scan | peak RSS growth |\n|---|---:|---:|---:|---:|\n")
+		out("| naive: slices + `json.MarshalIndent`, over HTTP | %s | 1.00x | %s | %s |\n", secs(n.dur), ratio(n.dur, w.dur), mb(n.growth))
+		out("| raw scan: 3 queries into `sql.RawBytes`, no JSON | %s | %s | 1.00x | %s |\n", secs(w.dur), ratio(w.dur, n.dur), mb(w.growth))
+		out("| **this library**: example server, HTTP | **%s** | **%s** | **%s** | **%s** |\n", secs(l.dur), ratio(l.dur, n.dur), ratio(l.dur, w.dur), mb(l.growth))
+		if len(m.node) > 0 {
+			o := median(m.node)
+			out("| original route: Node.js, node-postgres, `Promise.all`, `JSON.stringify` | %s | %s | %s | %s |\n", secs(o.dur), ratio(o.dur, n.dur), ratio(o.dur, w.dur), mb(o.growth))
+		}
+		out("\n")
+		if m.goals {
+			out("- %.2fx faster than the naive export (goal: at least 3x): %s\n", float64(n.dur)/float64(l.dur), goal(l.dur*3 <= n.dur))
+			out("- %s the raw scan's time (goal: at most 1.00x): %s\n", ratio(l.dur, w.dur), goal(l.dur <= w.dur))
+			out("- peak RSS grew by %s (goal: at most 32 MB): %s\n", mb(l.growth), goal(l.growth <= 32<<20))
+		} else {
+			out("- %.2fx faster than the naive export, %s the raw scan's time, peak RSS growth %s (reported, no goal)\n",
+				float64(n.dur)/float64(l.dur), ratio(l.dur, w.dur), mb(l.growth))
+		}
+		if len(m.node) > 0 {
+			o := median(m.node)
+			out("- the original route took %s the library's time, with %s of peak RSS growth (a comparison, not a goal)\n", ratio(o.dur, l.dur), mb(o.growth))
+		}
+		out("\n")
+	}
+	if node == nil && nodeNote != "" {
+		out("The original Node.js route was not timed: %s.\n\n", nodeNote)
+	}
+	if len(all) > 1 {
+		summary(out, all, cfg.runs)
+	}
 
 	if !cfg.skipScale {
-		out("## Scaling\n\n| records | JSON | this library | per record | raw scan | library / raw | naive | library RSS growth |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		out("## Scaling (SQLite, the application's own indexes)\n\n| records | JSON | this library | per record | raw scan | library / raw | naive | library RSS growth |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, size := range cfg.scale {
-			ds, err := openDataset(ctx, cfg.dir, shape{big: size, others: 100, otherRows: 100}, stderr)
+			ds, err := openDataset(ctx, cfg.dir, shape{big: size, second: cfg.second, others: 100, otherRows: 100}, ownIndexes, stderr)
 			if err != nil {
 				return err
 			}
@@ -221,7 +346,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	if !cfg.skipLoad {
-		ds, err := openDataset(ctx, cfg.dir, shape{others: 1000, otherRows: 100}, stderr)
+		ds, err := openDataset(ctx, cfg.dir, shape{others: 1000, otherRows: 100}, ownIndexes, stderr)
 		if err != nil {
 			return err
 		}
@@ -230,7 +355,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		out("## %d concurrent clients, ordinary accounts (300 records each), for %v\n\n", res.clients, cfg.loadFor)
+		out("## %d concurrent clients, ordinary accounts (300 records each), SQLite, the application's own indexes, for %v\n\n", res.clients, cfg.loadFor)
 		out("| exports | per second | records per second | p50 | p99 | max | 429 | errors | server CPU | machine busy |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		out("| %s | %.0f | %s | %s | %s | %s | %d | %d | %.2f cores | %.0f%% |\n\n", thousands(res.ok), float64(res.ok)/res.elapsed.Seconds(),
 			thousands(int(float64(res.records)/res.elapsed.Seconds())), secs(res.p50), secs(res.p99), secs(res.max), res.refused, res.fail,
@@ -240,6 +365,70 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// summary prints the variants side by side, one column each.
+func summary(out func(string, ...any), all []*measured, runs int) {
+	out("## Summary: the %s-record account, median of %s\n\n|", thousands(3*all[0].ds.perSection), plural(runs, "run"))
+	for _, m := range all {
+		out(" | %s", m.ds.title())
+	}
+	out(" |\n|---")
+	for range all {
+		out("|---:")
+	}
+	out("|\n")
+	row := func(name string, cell func(m *measured) string) {
+		out("| %s", name)
+		for _, m := range all {
+			out(" | %s", cell(m))
+		}
+		out(" |\n")
+	}
+	row("naive (slices + `json.MarshalIndent`)", func(m *measured) string { return secs(median(m.naive).dur) })
+	row("raw scan (the three ordered queries into `sql.RawBytes`)", func(m *measured) string { return secs(median(m.raw).dur) })
+	row("this library, example server over HTTP", func(m *measured) string { return secs(median(m.lib).dur) })
+	row("library / raw scan (goal: at most 1.00x)", func(m *measured) string { return ratio(median(m.lib).dur, median(m.raw).dur) })
+	row("naive / library (goal: at least 3x)", func(m *measured) string {
+		return strconv.FormatFloat(float64(median(m.naive).dur)/float64(median(m.lib).dur), 'f', 2, 64) + "x"
+	})
+	row("library peak RSS growth (goal: at most 32 MB)", func(m *measured) string { return mb(median(m.lib).growth) })
+	row("goals", func(m *measured) string {
+		if !m.goals {
+			return "none"
+		}
+		l, n, w := median(m.lib), median(m.naive), median(m.raw)
+		var missed []string
+		if l.dur*3 > n.dur {
+			missed = append(missed, "3x naive")
+		}
+		if l.dur > w.dur {
+			missed = append(missed, "raw scan")
+		}
+		if l.growth > 32<<20 {
+			missed = append(missed, "RSS")
+		}
+		if len(missed) == 0 {
+			return "all met"
+		}
+		return "NOT MET: " + strings.Join(missed, ", ")
+	})
+	if slices.ContainsFunc(all, func(m *measured) bool { return len(m.node) > 0 }) {
+		row("original route (Node.js) / library", func(m *measured) string {
+			if len(m.node) == 0 {
+				return "-"
+			}
+			return ratio(median(m.node).dur, median(m.lib).dur)
+		})
+	}
+	out("\n")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // machine describes this machine for the report.
@@ -260,17 +449,31 @@ func machine() string {
 func child(mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	path := fs.String("sqlite", "", "SQLite file")
+	pg := fs.String("postgres", "", "PostgreSQL DSN")
+	my := fs.String("mysql", "", "MySQL DSN")
 	user := fs.String("user", "", "user ID")
 	addr := fs.String("addr", "", "listen address (naive)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(*path)
-	if err != nil {
-		return err
+	// Opened as the example server opens its database.
+	var db *sql.DB
+	var err error
+	dialect := sqlstore.SQLite
+	switch {
+	case *pg != "":
+		dialect = sqlstore.Postgres
+		db, err = sql.Open("pgx", *pg)
+	case *my != "":
+		dialect = sqlstore.MySQL
+		db, err = sql.Open("mysql", *my)
+	default:
+		abs, aerr := filepath.Abs(*path)
+		if aerr != nil {
+			return aerr
+		}
+		db, err = sql.Open("sqlite", "file:"+abs+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
 	}
-	// Opened as the example server opens its file.
-	db, err := sql.Open("sqlite", "file:"+abs+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return err
 	}
@@ -286,7 +489,7 @@ func child(mode string, args []string) error {
 			return err
 		}
 		start := time.Now()
-		n, err := rawScan(context.Background(), db, *user)
+		n, err := rawScan(context.Background(), db, dialect, *user)
 		if err != nil {
 			return err
 		}
@@ -299,7 +502,7 @@ func child(mode string, args []string) error {
 			return err
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/api/export", naiveHandler(db, *user))
+		mux.Handle("/api/export", naiveHandler(db, dialect, *user))
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "naive export server\n") })
 		return http.Serve(l, mux)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentbot/export"
+	"github.com/agentbot/export/sqlstore"
 )
 
 // sample is one measured run.
@@ -46,7 +47,7 @@ func (r *runner) buildServer() error {
 // library exports the dataset's user through the example server: sign in,
 // then GET /api/export.
 func (r *runner) library(ds dataset) (sample, error) {
-	p, err := startProcess(r.ctx, r.dir, []string{r.server, "-sqlite", ds.path}, true)
+	p, err := startProcess(r.ctx, r.dir, append([]string{r.server}, ds.dbArgs()...), true)
 	if err != nil {
 		return sample{}, err
 	}
@@ -60,7 +61,7 @@ func (r *runner) library(ds dataset) (sample, error) {
 
 // naive exports through the naive handler, in a process of its own.
 func (r *runner) naive(ds dataset) (sample, error) {
-	p, err := startProcess(r.ctx, r.dir, []string{r.self, "child", "naive", "-sqlite", ds.path, "-user", ds.userID}, true)
+	p, err := startProcess(r.ctx, r.dir, append([]string{r.self, "child", "naive", "-user", ds.userID}, ds.dbArgs()...), true)
 	if err != nil {
 		return sample{}, err
 	}
@@ -89,7 +90,7 @@ func (r *runner) timedFetch(p *process, cookie *http.Cookie) (sample, error) {
 // raw runs the raw scan in a child: it opens the database and says
 // "ready", the peak RSS is reset, then it scans and reports its own time.
 func (r *runner) raw(ds dataset) (sample, error) {
-	p, err := startProcess(r.ctx, r.dir, []string{r.self, "child", "rawscan", "-sqlite", ds.path, "-user", ds.userID}, false)
+	p, err := startProcess(r.ctx, r.dir, append([]string{r.self, "child", "rawscan", "-user", ds.userID}, ds.dbArgs()...), false)
 	if err != nil {
 		return sample{}, err
 	}
@@ -121,54 +122,121 @@ func (r *runner) raw(ds dataset) (sample, error) {
 	return sample{dur: time.Duration(ns), growth: peak - base}, err
 }
 
-// verify checks, outside any timing, that the library's export of the
-// dataset holds the same data as the naive export: same user, same
-// records in the same order, same values, timestamps included.
+// verify checks, outside any timing, that the library's export holds
+// the same data as the naive export: same user, same records in the same
+// order, same values, timestamps included, NULLs as the contract has them
+// (a NULL user name is null in both; a NULL model or email is "" in
+// both). It checks the big account, the second one and some of the
+// small ones (one with a NULL email among them, if there is one), then
+// that the section tables still have the variant's indexes and no other
+// (the example server creates what it finds missing).
 func (r *runner) verify(ds dataset) error {
-	lib, err := startProcess(r.ctx, r.dir, []string{r.server, "-sqlite", ds.path}, true)
+	users := []string{ds.userID}
+	if ds.shape.second > 0 {
+		users = append(users, secondUserID)
+	}
+	for i := range min(ds.shape.others, 3) {
+		users = append(users, otherUserID(i))
+	}
+	if id := firstNullEmail(ds.shape); id != "" && !slices.Contains(users, id) {
+		users = append(users, id)
+	}
+	lib, err := startProcess(r.ctx, r.dir, append([]string{r.server}, ds.dbArgs()...), true)
 	if err != nil {
 		return err
 	}
 	defer lib.stop()
-	naive, err := startProcess(r.ctx, r.dir, []string{r.self, "child", "naive", "-sqlite", ds.path, "-user", ds.userID}, true)
+	for _, user := range users {
+		if err := r.verifyUser(ds, lib, user); err != nil {
+			return fmt.Errorf("%s, user %s: %w", ds.title(), user, err)
+		}
+	}
+	return r.checkIndexes(ds)
+}
+
+func (r *runner) verifyUser(ds dataset, lib *process, user string) error {
+	naive, err := startProcess(r.ctx, r.dir, append([]string{r.self, "child", "naive", "-user", user}, ds.dbArgs()...), true)
 	if err != nil {
 		return err
 	}
 	defer naive.stop()
-
-	cookie, err := login(r.ctx, lib.addr, ds.userID)
+	doc, err := r.libraryDocument(lib, user)
 	if err != nil {
 		return err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, _, err := fetch(r.ctx, lib.addr, cookie, pw)
-		pw.CloseWithError(err)
-	}()
-	doc, err := export.Decode(pr)
-	if err != nil {
-		return fmt.Errorf("the library's export does not decode: %w", err)
 	}
 	var want strings.Builder
-	if _, _, err := fetch(r.ctx, naive.addr, nil, &want); err != nil {
-		return err
+	if status, _, err := fetch(r.ctx, naive.addr, nil, &want); err != nil || status != 200 {
+		return fmt.Errorf("the naive export: status %d, %v\n%s", status, err, naive.logTail())
 	}
 	got := lines(doc)
 	naiveDoc, err := decodeNaive(want.String())
 	if err != nil {
 		return err
 	}
-	if len(doc.Agents) != ds.perSection || len(doc.ScheduledTasks) != ds.perSection || len(doc.Workflows) != ds.perSection {
+	if n := ds.perSection; user == ds.userID && (len(doc.Agents) != n || len(doc.ScheduledTasks) != n || len(doc.Workflows) != n) {
 		return fmt.Errorf("the library exported %d agents, %d tasks and %d workflows, want %d of each",
-			len(doc.Agents), len(doc.ScheduledTasks), len(doc.Workflows), ds.perSection)
+			len(doc.Agents), len(doc.ScheduledTasks), len(doc.Workflows), n)
 	}
 	if wantLines := naiveLines(naiveDoc); !slices.Equal(got, wantLines) {
 		for i := range min(len(got), len(wantLines)) {
 			if got[i] != wantLines[i] {
-				return fmt.Errorf("the library's export and the naive one differ: %q, naive %q", got[i], wantLines[i])
+				return fmt.Errorf("the library's export and the naive one differ: %s, naive %s", got[i], wantLines[i])
 			}
 		}
 		return fmt.Errorf("the library's export has %d lines, the naive one %d", len(got), len(wantLines))
+	}
+	return nil
+}
+
+// libraryDocument signs in to the example server as user and decodes its
+// export.
+func (r *runner) libraryDocument(lib *process, user string) (*export.Document, error) {
+	cookie, err := login(r.ctx, lib.addr, user)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		status, _, err := fetch(r.ctx, lib.addr, cookie, pw)
+		if err == nil && status != 200 {
+			err = fmt.Errorf("status %d", status)
+		}
+		pw.CloseWithError(err)
+	}()
+	doc, err := export.Decode(pr)
+	if err != nil {
+		return nil, fmt.Errorf("the library's export does not decode: %w\n%s", err, lib.logTail())
+	}
+	return doc, nil
+}
+
+// checkIndexes fails unless the section tables carry exactly the
+// variant's indexes: the application's own three, plus the three
+// composite ones for the composite variant.
+func (r *runner) checkIndexes(ds dataset) error {
+	var names []string
+	var err error
+	switch ds.dialect {
+	case sqlstore.SQLite:
+		names, err = sqliteIndexes(r.ctx, ds.path)
+	case sqlstore.Postgres:
+		names, err = postgresIndexes(r.ctx, ds.dsn, ds.schema)
+	case sqlstore.MySQL:
+		names, err = mysqlIndexes(r.ctx, ds.dsn, ds.schema)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: listing the indexes: %w", ds.title(), err)
+	}
+	want := 3
+	if ds.variant == compositeIndex {
+		want = 6
+	}
+	ok := len(names) == want
+	for _, idx := range sectionIndexes {
+		ok = ok && slices.Contains(names, idx)
+	}
+	if !ok {
+		return fmt.Errorf("%s: the section tables have the indexes %q, want %q and %d more", ds.title(), names, sectionIndexes, want-3)
 	}
 	return nil
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/agentbot/export/sqlstore"
 )
 
 // The naive export is the version a Go team writes first: structs with
@@ -60,61 +63,71 @@ type naiveWorkflow struct {
 }
 
 // naiveExport reads the user's data with the driver's default column
-// handling (DATETIME text arrives as time.Time; Agent.updatedAt holds
-// integer milliseconds) and returns the indented JSON.
-func naiveExport(ctx context.Context, db *sql.DB, userID string) ([]byte, error) {
+// handling (DATETIME text arrives as time.Time; SQLite's Agent.updatedAt
+// holds integer milliseconds) and returns the indented JSON. The nullable
+// string columns the format has as strings (email, model) are scanned
+// into sql.NullString and written as "" when NULL, as the contract says.
+func naiveExport(ctx context.Context, db *sql.DB, d sqlstore.Dialect, userID string) ([]byte, error) {
+	q := queriesFor(d)
 	doc := naiveDocument{ExportedAt: time.Now().UTC(), Version: "1.0"}
 	u := &doc.User
-	err := db.QueryRowContext(ctx, "SELECT `id`, `email`, `name`, `plan`, `role`, `referralCode`, `referralCredits` FROM `User` WHERE `id` = ?", userID).
-		Scan(&u.ID, &u.Email, &u.Name, &u.Plan, &u.Role, &u.ReferralCode, &u.ReferralCredits)
+	var email sql.NullString
+	err := db.QueryRowContext(ctx, q.user, userID).
+		Scan(&u.ID, &email, &u.Name, &u.Plan, &u.Role, &u.ReferralCode, &u.ReferralCredits)
 	if err != nil {
 		return nil, err
 	}
+	u.Email = email.String
 
-	rows, err := db.QueryContext(ctx, rawQueries[0], userID)
+	rows, err := db.QueryContext(ctx, q.sections[0], userID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var a naiveAgent
-		var updated int64 // the column holds Unix milliseconds
-		if err := rows.Scan(&a.ID, &a.Name, &a.Model, &a.Status, &a.CreatedAt, &updated); err != nil {
+		var model sql.NullString
+		var created, updated naiveTime
+		if err := rows.Scan(&a.ID, &a.Name, &model, &a.Status, &created, &updated); err != nil {
 			return nil, err
 		}
-		a.UpdatedAt = time.UnixMilli(updated).UTC()
+		a.Model, a.CreatedAt, a.UpdatedAt = model.String, created.Time, updated.Time
 		doc.Agents = append(doc.Agents, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 
-	rows, err = db.QueryContext(ctx, rawQueries[1], userID)
+	rows, err = db.QueryContext(ctx, q.sections[1], userID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var t naiveScheduledTask
-		if err := rows.Scan(&t.ID, &t.Name, &t.CronSchedule, &t.Enabled, &t.CreatedAt); err != nil {
+		var created naiveTime
+		if err := rows.Scan(&t.ID, &t.Name, &t.CronSchedule, &t.Enabled, &created); err != nil {
 			return nil, err
 		}
+		t.CreatedAt = created.Time
 		doc.ScheduledTasks = append(doc.ScheduledTasks, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 
-	rows, err = db.QueryContext(ctx, rawQueries[2], userID)
+	rows, err = db.QueryContext(ctx, q.sections[2], userID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var w naiveWorkflow
-		if err := rows.Scan(&w.ID, &w.Name, &w.Enabled, &w.CreatedAt); err != nil {
+		var created naiveTime
+		if err := rows.Scan(&w.ID, &w.Name, &w.Enabled, &created); err != nil {
 			return nil, err
 		}
+		w.CreatedAt = created.Time
 		doc.Workflows = append(doc.Workflows, w)
 	}
 	if err := rows.Err(); err != nil {
@@ -123,11 +136,39 @@ func naiveExport(ctx context.Context, db *sql.DB, userID string) ([]byte, error)
 	return json.MarshalIndent(doc, "", "  ")
 }
 
+// naiveTime scans what the drivers give for a timestamp column: a
+// time.Time (DATETIME text in SQLite, PostgreSQL's timestamp, MySQL with
+// parseTime), integer Unix milliseconds (SQLite), or text (MySQL without
+// parseTime).
+type naiveTime struct{ time.Time }
+
+func (t *naiveTime) Scan(v any) error {
+	switch v := v.(type) {
+	case time.Time:
+		t.Time = v.UTC()
+		return nil
+	case int64:
+		t.Time = time.UnixMilli(v).UTC()
+		return nil
+	case []byte:
+		return t.parse(string(v))
+	case string:
+		return t.parse(v)
+	}
+	return fmt.Errorf("naive: cannot read %T as a time", v)
+}
+
+func (t *naiveTime) parse(s string) error {
+	p, err := time.Parse("2006-01-02 15:04:05.999999999", s)
+	t.Time = p
+	return err
+}
+
 // naiveHandler serves naiveExport for one fixed user (the baseline has no
 // sessions: its cost is the export, not the sign-in).
-func naiveHandler(db *sql.DB, userID string) http.Handler {
+func naiveHandler(db *sql.DB, d sqlstore.Dialect, userID string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := naiveExport(r.Context(), db, userID)
+		body, err := naiveExport(r.Context(), db, d, userID)
 		if err != nil {
 			http.Error(w, "export failed", http.StatusInternalServerError)
 			return
