@@ -37,7 +37,8 @@ type Timeouts struct {
 	// connection cut after that (outcome "timeout"). Zero (the default)
 	// or negative: no bound.
 	Total time.Duration
-	// RetryAfter is what a 503 tells the client. Default 30s.
+	// RetryAfter is what a 503 tells the client. Default 30s; negative:
+	// no delay (Retry-After: 1, the least the header says).
 	RetryAfter time.Duration
 }
 
@@ -45,8 +46,8 @@ type Timeouts struct {
 var defaultTimeouts = Timeouts{ClientIdle: 30 * time.Second, StoreIdle: 60 * time.Second, RetryAfter: 30 * time.Second}
 
 // WithDefaults returns t with each zero field set to its default (Total
-// stays off; a negative RetryAfter also takes the default), as the
-// handler applies them.
+// stays off), as the handler applies them. As in Limits, zero is a field's
+// default and a negative value turns that bound off.
 func (t Timeouts) WithDefaults() Timeouts {
 	if t.ClientIdle == 0 {
 		t.ClientIdle = defaultTimeouts.ClientIdle
@@ -54,7 +55,7 @@ func (t Timeouts) WithDefaults() Timeouts {
 	if t.StoreIdle == 0 {
 		t.StoreIdle = defaultTimeouts.StoreIdle
 	}
-	if t.RetryAfter <= 0 {
+	if t.RetryAfter == 0 {
 		t.RetryAfter = defaultTimeouts.RetryAfter
 	}
 	return t

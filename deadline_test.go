@@ -464,6 +464,14 @@ func TestTimeoutsWithDefaults(t *testing.T) {
 	got := export.Timeouts{}.WithDefaults()
 	require.Equal(t, export.Timeouts{ClientIdle: 30 * time.Second, StoreIdle: 60 * time.Second, RetryAfter: 30 * time.Second}, got)
 	got = export.Timeouts{ClientIdle: -1, StoreIdle: -1, Total: -1, RetryAfter: -1}.WithDefaults()
-	require.Equal(t, export.Timeouts{ClientIdle: -1, StoreIdle: -1, Total: -1, RetryAfter: 30 * time.Second}, got)
+	require.Equal(t, export.Timeouts{ClientIdle: -1, StoreIdle: -1, Total: -1, RetryAfter: -1}, got)
 	require.True(t, strings.Contains(fmt.Sprint(got), "-1"))
+
+	// A negative RetryAfter asks for no delay: the header's least, 1.
+	store := &frozenStore{g: &genStore{n: 10}, stage: export.StageAgents}
+	h := export.NewHandler(export.NewExporter(store), fixedUser("frozen"), export.WithLogger(quietLogger),
+		export.WithTimeouts(export.Timeouts{StoreIdle: 20 * time.Millisecond, RetryAfter: -1}))
+	rec := do(h, http.MethodGet)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
 }
