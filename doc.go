@@ -49,7 +49,8 @@
 // no longer exists, 405 (with Allow: GET, HEAD) for other methods, 429
 // (with Retry-After) when the limits refuse, 500 naming the failed step in
 // plain words, never with driver or system error text unless
-// WithDetailedErrors is on.
+// WithDetailedErrors is on, and 503 (with Retry-After) when the store
+// yielded nothing within its deadline.
 //
 // By default the whole document is produced before the status line is
 // sent, in memory up to a threshold and then in a temporary file that is
@@ -63,6 +64,11 @@
 // bounded number run at once in the process (more wait their turn for a
 // bounded time, then get 429): see Limits and Limiter, which a host with
 // many instances replaces with a shared one.
+//
+// No export holds its slot for ever: a client that takes in nothing for
+// 30 seconds is cut, a store that yields nothing for 60 seconds is
+// canceled (503), whatever the http.Server's own timeouts; an export that
+// makes progress is never cut. See Timeouts and WithTimeouts.
 //
 // Every request produces one Event, logged to the handler's *slog.Logger
 // and given to the WithAuditHook function: user, outcome, status, bytes,

@@ -31,7 +31,8 @@ type jsonWriter struct {
 	buf       []byte
 	n         int64
 	err       error
-	pipelined bool // large sections are written on a second goroutine
+	pipelined bool      // large sections are written on a second goroutine
+	prog      *progress // told of each record read, for the handler's store deadline; may be nil
 }
 
 func newJSONWriter(ctx context.Context, w io.Writer) *jsonWriter {
@@ -79,6 +80,7 @@ func encode(ctx context.Context, j *jsonWriter, tx Tx, at time.Time, res *Result
 	if err != nil {
 		return stageError(StageUser, err)
 	}
+	j.prog.tick()
 	b := append(j.buf, "{\n  \"exportedAt\": "...)
 	b = appendTimeString(b, at)
 	b = append(b, ",\n  \"version\": \""+Version+"\",\n  \"user\": {\n    \"id\": "...)
@@ -179,6 +181,7 @@ func section[T any](j *jsonWriter, seq iter.Seq2[T, error], stage Stage, record 
 			p.close(false) // the store's error is the one to report
 			return p.n, stageError(stage, err)
 		}
+		j.prog.tick()
 		if !p.add(rec) {
 			break // writing failed: stop reading; close says why
 		}
@@ -217,6 +220,7 @@ func addedSections(ctx context.Context, j *jsonWriter, tx Tx, sections []Section
 				return stageError(stage, err)
 			}
 			n++
+			j.prog.tick()
 			res.Sections[s.Name] = n // so far: a failure's event says how far it got
 			if err := j.step(); err != nil {
 				return stageError(StageWrite, err)

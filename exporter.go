@@ -25,9 +25,11 @@ func (e *StoreExporter) Export(ctx context.Context, w io.Writer, req Request) (R
 	var res Result
 	j := newJSONWriter(ctx, w)
 	j.pipelined = pipelined()
+	j.prog = progressFrom(ctx)
 	defer j.release()
 	encoded := false
 	err := e.store.View(ctx, req.UserID, func(tx Tx) error {
+		j.prog.tick() // the view is open
 		err := encode(ctx, j, tx, req.ExportedAt, &res)
 		if err == nil {
 			// Separate from encode, whose Tx would otherwise escape to

@@ -44,6 +44,7 @@ type Handler struct {
 	spoolLimit int
 	spoolDir   string
 	streaming  bool
+	timeouts   Timeouts
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -78,9 +79,9 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithErrorHook calls fn with the full error of every failed export (each
-// 500, and a streamed export aborted after its first byte), for error
-// reporting. The response itself is fixed by the format and is not the
-// hook's to write.
+// 500 and 503, and a streamed export aborted after its first byte), for
+// error reporting. The response itself is fixed by the format and is not
+// the hook's to write.
 func WithErrorHook(fn func(*http.Request, error)) Option { return func(h *Handler) { h.onError = fn } }
 
 // WithAuditHook calls fn once per request to the handler, whatever its
@@ -143,6 +144,7 @@ func NewHandler(exporter Exporter, resolve func(*http.Request) (userID string, e
 	if h.spoolLimit <= 0 {
 		h.spoolLimit = DefaultSpoolThreshold
 	}
+	h.timeouts = h.timeouts.WithDefaults()
 	return h
 }
 
@@ -176,6 +178,8 @@ const (
 	OutcomeCanceled         Outcome = "canceled" // the client went away
 	OutcomeFailed           Outcome = "failed"
 	OutcomeAborted          Outcome = "aborted" // streaming: failed after the first byte
+	OutcomeStalled          Outcome = "stalled" // the client took in nothing for Timeouts.ClientIdle
+	OutcomeTimeout          Outcome = "timeout" // the store yielded nothing for Timeouts.StoreIdle, or Timeouts.Total ran out
 )
 
 // ServeHTTP answers one export request. A panic below it (in the resolver,
@@ -188,7 +192,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler || rw.wroteHeader {
-				if ev.Outcome != OutcomeAborted {
+				if ev.Outcome != OutcomeAborted && ev.Outcome != OutcomeStalled && ev.Outcome != OutcomeTimeout {
 					ev.Outcome, ev.Err = OutcomeAborted, panicError(p)
 				}
 				h.finish(r, &ev, start)
@@ -249,12 +253,94 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 	}
 	defer releaseOnce()
 
+	ex := h.begin(w, r)
+	defer ex.end()
 	req := Request{UserID: userID, ExportedAt: h.now()}
 	if h.streaming && r.Method == http.MethodGet {
-		h.serveStreaming(w, r, ev, req, releaseOnce)
+		h.serveStreaming(w, r, ev, ex, req, releaseOnce)
 		return
 	}
-	h.serveSpooled(w, r, ev, req)
+	h.serveSpooled(w, r, ev, ex, req)
+}
+
+// run is one export's deadlines: its context, canceled with errStoreIdle
+// or errTotal, and the writer to the client. One allocation holds it all.
+type run struct {
+	ctx    context.Context
+	prog   progress
+	dog    watchdog
+	client clientWriter
+	// managed: the handler sets the connection's deadlines itself (a
+	// client or total deadline is on).
+	managed bool
+	cancel  context.CancelCauseFunc
+	stopEnd context.CancelFunc // the Total deadline's; nil without one
+}
+
+// begin arms the export's deadlines (see Timeouts).
+func (h *Handler) begin(w *trackingWriter, r *http.Request) *run {
+	t := h.timeouts
+	ex := &run{}
+	ex.ctx, ex.cancel = context.WithCancelCause(r.Context())
+	var end time.Time
+	if t.Total > 0 {
+		end = time.Now().Add(t.Total)
+		ex.ctx, ex.stopEnd = context.WithDeadlineCause(ex.ctx, end, errTotal)
+	}
+	if t.StoreIdle > 0 {
+		ex.ctx = context.WithValue(ex.ctx, progressKey{}, &ex.prog)
+		ex.dog.start(&ex.prog, t.StoreIdle, ex.cancel)
+	}
+	ex.client = clientWriter{w: w, rc: http.NewResponseController(w), idle: t.ClientIdle, end: end}
+	ex.managed = t.ClientIdle > 0 || !end.IsZero()
+	if ex.managed {
+		// The export's deadlines replace the server's WriteTimeout, meant
+		// for ordinary pages: each write of the body sets its own, and
+		// until the first one none holds, so that an answer after a long
+		// wait for the store (a 503) still reaches the client. net/http
+		// clears the write deadline after each response, so the last one
+		// set here bounds only the response's final bytes.
+		//
+		// A ResponseWriter that cannot take deadlines (a middleware's
+		// wrapper without Unwrap, a recorder) says so once; its writes
+		// then go without.
+		if errors.Is(ex.client.rc.SetWriteDeadline(time.Time{}), http.ErrNotSupported) {
+			ex.client.idle, ex.client.end = -1, time.Time{}
+		}
+	}
+	return ex
+}
+
+func (ex *run) end() {
+	ex.dog.stop()
+	if ex.stopEnd != nil {
+		ex.stopEnd()
+	}
+	ex.cancel(nil)
+}
+
+// deadlineCause reports which of the export's own deadlines ended it, if
+// one did (and not the client, by going away).
+func (ex *run) deadlineCause(r *http.Request) error {
+	if r.Context().Err() != nil {
+		return nil
+	}
+	if cause := context.Cause(ex.ctx); cause == errStoreIdle || cause == errTotal {
+		return cause
+	}
+	return nil
+}
+
+// cutOutcome names why sending to the client failed: the client deadline,
+// the total one, or something else (a broken connection).
+func (ex *run) cutOutcome() Outcome {
+	switch {
+	case !ex.client.timed:
+		return OutcomeAborted
+	case !ex.client.end.IsZero() && !time.Now().Before(ex.client.end):
+		return OutcomeTimeout
+	}
+	return OutcomeStalled
 }
 
 // maxDiscardedBody is how much of a request body the handler reads and
@@ -278,10 +364,10 @@ func discardBody(r *http.Request) {
 // failure is a clean 500 and the 200 carries Content-Length and
 // Repr-Digest (RFC 9530: the SHA-256 of the body, which a user can check
 // a downloaded file against). HEAD only counts and hashes the bytes.
-func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, req Request) {
+func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request) {
 	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, digest: true}
 	defer sp.Close()
-	res, err := h.exporter.Export(r.Context(), sp, req)
+	res, err := h.exporter.Export(ex.ctx, progressWriter{sp, &ex.prog}, req)
 	if err == nil {
 		err = sp.finish()
 	}
@@ -290,6 +376,10 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 	// misreports must not produce a wrong Content-Length.
 	ev.Bytes = sp.size
 	if err != nil {
+		if cause := ex.deadlineCause(r); cause != nil {
+			h.timedOut(w, r, ev, err, cause)
+			return
+		}
 		h.fail(w, r, ev, err)
 		return
 	}
@@ -301,31 +391,46 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, re
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := sp.WriteTo(w); err != nil {
+	_, err = sp.WriteTo(&ex.client)
+	if err == nil {
+		err = ex.client.flush()
+	}
+	if err != nil {
 		// The status is sent; the connection is broken or closing, and
 		// Content-Length tells the client its copy is short.
-		ev.Outcome, ev.Err = OutcomeAborted, &Error{Stage: StageWrite, Err: err}
+		ev.Outcome, ev.Err = ex.cutOutcome(), &Error{Stage: StageWrite, Err: err}
 	}
 }
 
 // serveStreaming sends the 200 with the first bytes of the document.
-func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, req Request, release func()) {
-	sw := &firstWrite{w: w, start: func() { h.setSuccessHeaders(w, req); w.WriteHeader(http.StatusOK) }}
-	res, err := h.exporter.Export(r.Context(), sw, req)
+func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request, release func()) {
+	sw := &firstWrite{w: &ex.client, start: func() { h.setSuccessHeaders(w, req); w.WriteHeader(http.StatusOK) }}
+	res, err := h.exporter.Export(ex.ctx, progressWriter{sw, &ex.prog}, req)
 	ev.record(res)
+	if err == nil && w.wroteHeader {
+		err = ex.client.flush()
+	}
 	if err == nil {
 		ev.Outcome = OutcomeExported
 		return
 	}
+	cause := ex.deadlineCause(r)
 	if !w.wroteHeader {
+		if cause != nil {
+			h.timedOut(w, r, ev, err, cause)
+			return
+		}
 		h.fail(w, r, ev, err)
 		return
 	}
 	// Part of a 200 is out. Ending the handler normally would complete a
 	// well-formed (chunked) response that is missing data; aborting makes
 	// the server cut the connection so the client sees the failure.
-	ev.Outcome, ev.Err, ev.Status = OutcomeAborted, err, http.StatusOK
-	h.logFailure(r, err)
+	ev.Outcome, ev.Err, ev.Status = ex.cutOutcome(), err, http.StatusOK
+	if ev.Outcome == OutcomeAborted && cause != nil {
+		ev.Outcome, ev.Err = OutcomeTimeout, fmt.Errorf("%w: %w", cause, err)
+	}
+	h.logFailure(r, ev.Err)
 	release()
 	cutConnection(w)
 	panic(http.ErrAbortHandler)
@@ -407,6 +512,32 @@ func (h *Handler) fail(w *trackingWriter, r *http.Request, ev *Event, err error)
 	h.writeError(w, r, ev, http.StatusInternalServerError, msg)
 }
 
+// timedOut answers an export that one of its deadlines (cause) canceled
+// before anything was sent: 503 with Retry-After, naming the step the
+// store was at.
+func (h *Handler) timedOut(w *trackingWriter, r *http.Request, ev *Event, err, cause error) {
+	ev.Outcome, ev.Err = OutcomeTimeout, fmt.Errorf("%w: %w", cause, err)
+	h.logFailure(r, ev.Err)
+	if w.wroteHeader {
+		return
+	}
+	stage := StagePanic
+	var e *Error
+	if errors.As(err, &e) {
+		stage = e.Stage
+	}
+	msg := "the database did not answer while " + gerund(stage)
+	if cause == errTotal {
+		msg = "the export ran out of time while " + gerund(stage)
+	}
+	if h.detailed {
+		msg = ev.Err.Error()
+	}
+	secs := int64(math.Ceil(h.timeouts.RetryAfter.Seconds()))
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	h.writeError(w, r, ev, http.StatusServiceUnavailable, msg)
+}
+
 func (h *Handler) logFailure(r *http.Request, err error) {
 	if h.onError != nil {
 		h.onError(r, err)
@@ -414,12 +545,12 @@ func (h *Handler) logFailure(r *http.Request, err error) {
 }
 
 // writeError sends a JSON error body: {"error":"<status text>"} plus a
-// "message" for 500s.
+// "message" for 500s and 503s.
 func (h *Handler) writeError(w *trackingWriter, r *http.Request, ev *Event, status int, message string) {
 	ev.Status = status
 	b := append(make([]byte, 0, 96), `{"error":`...)
 	text := http.StatusText(status)
-	if status == http.StatusInternalServerError {
+	if status == http.StatusInternalServerError || status == http.StatusServiceUnavailable {
 		text = "Export failed"
 	}
 	b = appendString(b, text)
@@ -450,8 +581,11 @@ func (h *Handler) finish(r *http.Request, ev *Event, start time.Time) {
 		logger = slog.Default()
 	}
 	level := slog.LevelInfo
-	if ev.Outcome == OutcomeFailed || ev.Outcome == OutcomeAborted {
+	switch ev.Outcome {
+	case OutcomeFailed, OutcomeAborted, OutcomeTimeout:
 		level = slog.LevelError
+	case OutcomeStalled:
+		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
 		slog.String("user_id", ev.UserID),
@@ -520,7 +654,7 @@ func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // firstWrite calls start before its first write goes through.
 type firstWrite struct {
-	w       http.ResponseWriter
+	w       io.Writer
 	start   func()
 	started bool
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -107,6 +108,8 @@ func TestOpenAPIMatchesHandler(t *testing.T) {
 		"401": newTestHandler(t, storeOf(t, doc), fixedUser("")),
 		"429": newTestHandler(t, storeOf(t, doc), fixedUser(doc.User.ID), export.WithLimiter(busy)),
 		"500": newTestHandler(t, &faultStore{Store: storeOf(t, doc), stage: export.StageWorkflows}, fixedUser(doc.User.ID)),
+		"503": newTestHandler(t, &frozenStore{g: &genStore{n: 10}, stage: export.StageAgents}, fixedUser(doc.User.ID),
+			export.WithTimeouts(export.Timeouts{StoreIdle: 20 * time.Millisecond})),
 	}
 	handlers["405"] = handlers["200"]
 	// Headers every response has that the spec need not list.
@@ -120,7 +123,7 @@ func TestOpenAPIMatchesHandler(t *testing.T) {
 			statuses = append(statuses, s)
 		}
 		slices.Sort(statuses)
-		require.Equal(t, []string{"200", "401", "405", "429", "500"}, statuses, "%s: the statuses the handler answers with", method)
+		require.Equal(t, []string{"200", "401", "405", "429", "500", "503"}, statuses, "%s: the statuses the handler answers with", method)
 
 		for _, status := range statuses {
 			t.Run(method+"/"+status, func(t *testing.T) {

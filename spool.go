@@ -175,6 +175,11 @@ func (s *spool) WriteTo(w io.Writer) (int64, error) {
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
+	// The file itself, not io.Copy's wrapper of it, so that a net.Conn
+	// below w can send it with sendfile.
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(s.file)
+	}
 	return io.Copy(w, s.file)
 }
 

@@ -38,13 +38,33 @@ type dconn struct {
 // rolls back: a check has nothing to vouch for); otherwise, and when fn
 // panics, it rolls back. Errors come back as fn returned them, or as
 // *Error with OpBegin or OpCommit.
+//
+// If the transaction could not begin because the connection was lost
+// (see retry.go), it is tried once more, on a connection that answers;
+// never once fn has run.
 func withTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, commit bool, fn func(*dconn) error) error {
-	conn, err := db.Conn(ctx)
+	err, lost := tryTx(ctx, db, opts, commit, fn, false)
+	if lost && ctx.Err() == nil {
+		err, _ = tryTx(ctx, db, opts, commit, fn, true)
+	}
+	return err
+}
+
+// tryTx is one attempt of withTx, on a connection the pool lends (live:
+// one that answered a ping). lost reports that the transaction did not
+// begin because the connection was lost.
+func tryTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, commit bool, fn func(*dconn) error, live bool) (result error, lost bool) {
+	var conn *sql.Conn
+	var err error
+	if live {
+		conn, err = liveConn(ctx, db)
+	} else {
+		conn, err = db.Conn(ctx)
+	}
 	if err != nil {
-		return &Error{Op: OpBegin, Err: err}
+		return &Error{Op: OpBegin, Err: err}, false
 	}
 	defer conn.Close() // back to the pool, or closed if it was reported bad
-	var result error
 	rawErr := conn.Raw(func(ci any) error {
 		c := &dconn{}
 		var ok bool
@@ -54,6 +74,10 @@ func withTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, commit bool, f
 		}
 		if err := c.begin(ctx, opts); err != nil {
 			result = &Error{Op: OpBegin, Err: err}
+			if lostConnection(c.ci, err) {
+				lost = true
+				return driver.ErrBadConn // the pool drops it
+			}
 			return badConn(err)
 		}
 		ended := false
@@ -85,7 +109,7 @@ func withTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, commit bool, f
 	if result == nil && rawErr != nil {
 		result = &Error{Op: OpBegin, Err: rawErr}
 	}
-	return result
+	return result, lost
 }
 
 // badConn passes on driver.ErrBadConn, so that database/sql discards the

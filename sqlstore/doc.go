@@ -30,8 +30,20 @@
 //     snapshot is taken by the first read (the effect of START TRANSACTION
 //     WITH CONSISTENT SNAPSHOT, one statement later).
 //   - SQLite: a deferred transaction, whose snapshot is pinned by its
-//     first read. In WAL mode writers go on meanwhile; in rollback-journal
-//     mode they wait for the export (use WAL for a busy application).
+//     first read. What that costs depends on the file's journal mode, a
+//     property of the file that the store never changes:
+//     in WAL mode the reader sees the database as of that read while
+//     writers go on committing; the WAL cannot be checkpointed past the
+//     reader's snapshot, so it grows while a long export runs. In the
+//     rollback-journal modes (DELETE, the default, TRUNCATE, PERSIST,
+//     MEMORY) the reader holds a shared lock until it ends, so nothing
+//     can change under it: a writer waits for the export (its busy
+//     timeout) or fails with SQLITE_BUSY. Use WAL for a busy application.
+//     A file replaced while the store serves it (renamed over, restored
+//     from a backup) is not followed: the pool's open connections go on
+//     reading the old file, new ones open the new one, so exports come
+//     from either, and a WAL file left beside them belongs to one only.
+//     Restart the process after replacing the file.
 //
 // The options reach the driver as database/sql would pass them
 // (driver.ConnBeginTx); a driver without it fails the export. A driver
@@ -48,6 +60,19 @@
 // the same values read by the same Scanners. The connection is reported
 // bad, and discarded by the pool, if its transaction cannot be shown to
 // have ended.
+//
+// # Lost connections
+//
+// A server restart kills every pooled connection, and a driver need not
+// notice before it uses one: the first export after a PostgreSQL restart
+// failed at BEGIN (FATAL 57P01). When the transaction could not begin
+// because its connection was lost, the store drops that connection and
+// begins once more on one that answers a ping; never once the
+// transaction has begun. A lost connection is driver.ErrBadConn, an error
+// with an SQLState() of class 08 or 57P01-57P03 (pgx, lib/pq), an
+// unexpected EOF or reset socket, or a connection that reports itself
+// invalid after the failure (driver.Validator: go-sql-driver/mysql's
+// "invalid connection"); retry.go has the details.
 //
 // Each section is read by one execution of one query, whatever the data
 // holds. On SQLite that query selects one column per row instead of one

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/agentbot/export"
 )
@@ -22,6 +24,11 @@ type app struct {
 	users  []string // shown on the sign-in page
 	logger *slog.Logger
 	opts   []export.Option // the export handler's, after WithLogger
+	// replaced, if set, reports that the database file was replaced
+	// since the start: from then on every request is refused (503) until
+	// a restart opens the new file.
+	replaced   func() error
+	replacedAt error // sticky: the first report of replaced; under mu
 
 	mu       sync.Mutex
 	sessions map[string]string // random token -> user ID
@@ -45,7 +52,40 @@ func (a *app) routes() http.Handler {
 	// under /api/export/ serves an export.
 	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append([]export.Option{export.WithLogger(a.logger)}, a.opts...)...)
 	mux.Handle("/api/export", exp)
+	if a.replaced != nil {
+		return a.refuseIfReplaced(mux)
+	}
 	return mux
+}
+
+// refuseIfReplaced answers 503 once the database file has been replaced:
+// JSON as the export's errors are on /api/export, the page elsewhere.
+func (a *app) refuseIfReplaced(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		if a.replacedAt == nil {
+			if err := a.replaced(); err != nil {
+				a.replacedAt = err
+				a.logger.Error("refusing every request until restarted", "error", err)
+			}
+		}
+		err := a.replacedAt
+		a.mu.Unlock()
+		if err == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "60")
+		if r.URL.Path == "/api/export" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"Export failed","message":"the database file was replaced; the server must be restarted"}`)
+			return
+		}
+		a.render(w, r, http.StatusServiceUnavailable, pageData{Error: "The database file was replaced while the server ran; it must be restarted to serve the new one."})
+	})
 }
 
 // currentUser is the export handler's resolver: the user of the session
@@ -68,7 +108,11 @@ func (a *app) currentUser(r *http.Request) (string, error) {
 // DEMO ONLY: a real application authenticates the user here.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	id := r.PostFormValue("user")
-	if err := a.store.View(r.Context(), id, func(export.Tx) error { return nil }); err != nil {
+	// Bounded, so that a database that does not answer gives a 503, not
+	// a page that never loads.
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := a.store.View(ctx, id, func(export.Tx) error { return nil }); err != nil {
 		a.signInFailed(w, r, id, err)
 		return
 	}
@@ -92,6 +136,7 @@ func (a *app) signInFailed(w http.ResponseWriter, r *http.Request, id string, er
 	if !errors.Is(err, export.ErrUserNotFound) {
 		a.logger.Error("demo sign-in: looking the user up failed", "user_id", id, "error", err)
 		status, msg = http.StatusServiceUnavailable, "The database could not be reached to look the user up. Try again in a moment."
+		w.Header().Set("Retry-After", "5")
 	}
 	a.render(w, r, status, pageData{Error: msg, Entered: id})
 }

@@ -8,10 +8,19 @@
 //	go run ./examples/server -mysql 'user:pass@tcp(localhost:3306)/app'
 //
 // Flags: -addr (default 127.0.0.1:8080), -layout (prisma, the default, or
-// snake_case), -debug-addr (the runtime's profiles, for load tests; off). Tables the layout names are created if missing, and the
-// demo users demo-jane and demo-sam are added only when there are no
-// users at all: a database that has the application's tables and users
-// is served as it is.
+// snake_case), -debug-addr (the runtime's profiles, for load tests; off),
+// -client-idle (the export's client deadline; the library's default).
+// Tables the layout names are created if missing, and the demo users
+// demo-jane and demo-sam are added only when there are no users at all: a
+// database that has the application's tables and users is served as it
+// is. An existing SQLite file keeps its journal mode (WAL is a property
+// of the file, which would outlive the demo); one the demo creates uses
+// WAL. If the SQLite file is replaced while the demo runs, every request
+// gets a 503 until it is restarted: the pool's open connections would
+// otherwise go on reading the old file while new ones read the new.
+//
+// Sign-in is a 401 for a user that does not exist and a 503, logged with
+// its cause, when the database could not be asked.
 //
 // Sign-in takes a user ID and no password: it is a demo, never a pattern
 // for a real application, which has its own authentication and gives the
@@ -35,6 +44,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentbot/export"
 	"github.com/agentbot/export/sqlstore"
 )
 
@@ -58,6 +68,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	fs.StringVar(&cfg.postgres, "postgres", "", "PostgreSQL DSN to serve from, e.g. postgres://user@localhost/app?sslmode=disable")
 	fs.StringVar(&cfg.mysql, "mysql", "", "MySQL or MariaDB DSN to serve from, e.g. user:pass@tcp(localhost:3306)/app")
 	fs.StringVar(&cfg.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
+	clientIdle := fs.Duration("client-idle", 0, "how long a client may take to accept the next 32 KiB of an export before it is cut (0: the library's default, 30s)")
 	debugAddr := fs.String("debug-addr", "", "also serve the Go runtime's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, and never for a public address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,7 +84,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	}
 	defer data.db.Close()
 	logger := slog.New(slog.NewTextHandler(out, nil))
-	app := newApp(data.store, data.users, logger)
+	app := newApp(data.store, data.users, logger, export.WithTimeouts(export.Timeouts{ClientIdle: *clientIdle}))
+	app.replaced = data.replaced
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -28,13 +28,21 @@ func startServer(t *testing.T, args ...string) (base string) {
 // printed up to the moment it was ready.
 func startServerOutput(t *testing.T, args ...string) (base, output string) {
 	t.Helper()
+	base, out := startServerLog(t, args...)
+	return base, out.String()
+}
+
+// startServerLog is startServer, also returning everything the server
+// prints (its log included) as it goes.
+func startServerLog(t *testing.T, args ...string) (base string, out *syncBuffer) {
+	t.Helper()
 	if len(args) == 0 {
 		args = []string{"-sqlite", filepath.Join(t.TempDir(), "demo.db")}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	out := &syncBuffer{}
+	out = &syncBuffer{}
 	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), out, ready) }()
 	select {
 	case addr := <-ready:
@@ -43,7 +51,6 @@ func startServerOutput(t *testing.T, args ...string) (base, output string) {
 		cancel()
 		t.Fatalf("server did not start: %v\n%s", err, out.String())
 	}
-	output = out.String()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -55,7 +62,7 @@ func startServerOutput(t *testing.T, args ...string) (base, output string) {
 			t.Error("server did not shut down")
 		}
 	})
-	return base, output
+	return base, out
 }
 
 // syncBuffer is a bytes.Buffer the server and the test may share.

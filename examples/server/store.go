@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -41,6 +42,9 @@ type demoData struct {
 	where string   // for the startup message
 	notes []string // what was done to the database, if anything
 	users []string // some user IDs, for the sign-in page
+	// replaced reports an SQLite file replaced since it was opened (nil
+	// for a server database).
+	replaced func() error
 }
 
 // openData opens the configured database, creates the layout's tables if
@@ -63,6 +67,8 @@ func openData(ctx context.Context, cfg dataConfig) (*demoData, error) {
 
 	var driver, dsn, where string
 	var dialect sqlstore.Dialect
+	var sqlitePath string
+	created := false
 	switch {
 	case cfg.postgres != "":
 		driver, dsn, dialect, where = "pgx", cfg.postgres, sqlstore.Postgres, "PostgreSQL"
@@ -77,9 +83,17 @@ func openData(ctx context.Context, cfg dataConfig) (*demoData, error) {
 		if err != nil {
 			return nil, err
 		}
-		// WAL lets exports read while the application writes; the busy
-		// timeout queues writers instead of failing them.
-		driver, dsn, dialect, where = "sqlite", "file:"+abs+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)", sqlstore.SQLite, "SQLite file "+abs
+		// The busy timeout queues writers instead of failing them. WAL
+		// lets exports read while the application writes, but it is a
+		// property of the file, kept after the demo ends: only a file the
+		// demo creates gets it. An existing file keeps its journal mode
+		// (sqlstore's doc says what each means for an export's snapshot).
+		dsn = "file:" + abs + "?_pragma=busy_timeout(5000)"
+		if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+			created = true
+			dsn += "&_pragma=journal_mode(WAL)"
+		}
+		driver, dialect, where, sqlitePath = "sqlite", sqlstore.SQLite, "SQLite file "+abs, abs
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -91,7 +105,44 @@ func openData(ctx context.Context, cfg dataConfig) (*demoData, error) {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	d.where = where
+	if sqlitePath != "" {
+		var mode string
+		if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		how := "the file's own"
+		if created {
+			how = "set on the file the demo created"
+		}
+		d.notes = append(d.notes, "journal mode "+mode+" ("+how+")")
+		if d.replaced, err = watchFile(sqlitePath); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// watchFile returns a func that reports an error once the file at path is
+// no longer the one open now (renamed over, deleted, restored from a
+// backup). The pool's open connections would go on reading the old file
+// while new ones opened the new one: the demo refuses to serve instead.
+func watchFile(path string) (func() error, error) {
+	opened, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		now, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("the database file %s is gone: %w", path, err)
+		}
+		if !os.SameFile(opened, now) {
+			return fmt.Errorf("the database file %s was replaced while the server ran (a different file now has its name)", path)
+		}
+		return nil
+	}, nil
 }
 
 func prepare(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, layout sqlstore.Layout, layoutName string) (*demoData, error) {
