@@ -159,6 +159,10 @@ func TestPackedRowsReadAsPerColumn(t *testing.T) {
 		{name: "TEXT columns", textType: "TEXT", packs: allSections, lookups: map[string]int{}},
 		{name: "TEXT columns, odd rows", textType: "TEXT", odd: odd, packs: allSections, lookups: map[string]int{
 			sqlstore.OpAgents: 2, sqlstore.OpScheduledTasks: 3, sqlstore.OpWorkflows: 1}},
+		{name: "NOT NULL columns, read without ifnull", textType: "TEXT NOT NULL", odd: map[int]map[string]string{
+			0:   {"task.name": "char(0)"},
+			300: {"agent.name": "'nul' || char(0) || 'inside'", "task.enabled": "'true'"},
+		}, packs: allSections, lookups: map[string]int{sqlstore.OpAgents: 1, sqlstore.OpScheduledTasks: 2}},
 		{name: "VARCHAR columns", textType: "VARCHAR(255)", odd: odd, packs: allSections, lookups: map[string]int{
 			sqlstore.OpAgents: 2, sqlstore.OpScheduledTasks: 3, sqlstore.OpWorkflows: 1}},
 		{name: "untyped columns holding numbers", textType: "", odd: map[int]map[string]string{
@@ -310,7 +314,7 @@ func TestPackingFollowsTheSchema(t *testing.T) {
 // The packing checks' SQL on SQLite (the packed queries are in sqlText).
 const (
 	sqlTableList = "SELECT type, wr FROM pragma_table_list WHERE name = ? COLLATE NOCASE"
-	sqlTableInfo = "SELECT name, type FROM pragma_table_info(?)"
+	sqlTableInfo = `SELECT name, type, "notnull" FROM pragma_table_info(?)`
 )
 
 // TestPackingFaults injects an error at every step of reading the agents
@@ -359,11 +363,11 @@ func TestPackingFaults(t *testing.T) {
 		return sqlmock.NewRows([]string{"v", "e", "s"}).AddRow("3.50.4", "UTF-8", int64(7))
 	}
 	tableInfo := func() *sqlmock.Rows {
-		r := sqlmock.NewRows([]string{"name", "type"})
+		r := sqlmock.NewRows([]string{"name", "type", "notnull"})
 		for _, c := range []string{"id", "userId", "name", "model", "status"} {
-			r.AddRow(c, "TEXT")
+			r.AddRow(c, "TEXT", int64(0))
 		}
-		return r.AddRow("createdAt", "DATETIME").AddRow("updatedAt", "DATETIME")
+		return r.AddRow("createdAt", "DATETIME", int64(0)).AddRow("updatedAt", "DATETIME", int64(0))
 	}
 	type step int
 	const (
@@ -400,10 +404,10 @@ func TestPackingFaults(t *testing.T) {
 		}, true},
 		{"table info query", stepTableInfo, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, true},
 		{"an untyped name column", stepTableInfo, func(q *sqlmock.ExpectedQuery) {
-			q.WillReturnRows(sqlmock.NewRows([]string{"name", "type"}).AddRow("id", "TEXT").AddRow("name", "").
-				AddRow("model", "TEXT").AddRow("status", "TEXT"))
+			q.WillReturnRows(sqlmock.NewRows([]string{"name", "type", "notnull"}).AddRow("id", "TEXT", int64(0)).AddRow("name", "", int64(0)).
+				AddRow("model", "TEXT", int64(0)).AddRow("status", "TEXT", int64(0)))
 		}, true},
-		{"a column named rowid", stepTableInfo, func(q *sqlmock.ExpectedQuery) { q.WillReturnRows(tableInfo().AddRow("RowID", "TEXT")) }, true},
+		{"a column named rowid", stepTableInfo, func(q *sqlmock.ExpectedQuery) { q.WillReturnRows(tableInfo().AddRow("RowID", "TEXT", int64(0))) }, true},
 		{"packed query", stepPacked, func(q *sqlmock.ExpectedQuery) { q.WillReturnError(errDriver) }, false},
 		{"packed row error on the first row", stepPacked, func(q *sqlmock.ExpectedQuery) {
 			q.WillReturnRows(packedRows().RowError(0, errDriver))

@@ -37,7 +37,8 @@ func buildQueries(d Dialect, l Layout) queries {
 			sq.createIndex = createIndex(d, table, userID, createdAt, id)
 		}
 		if d == SQLite {
-			sq.packed = "SELECT " + packedColumn(d, packed...) + from + order
+			sq.packCols, sq.packRest = packed, from+order
+			sq.packed = "SELECT " + packedColumn(d, packed, nil) + from + order
 			sq.lookup = "SELECT " + fields + " FROM " + q(table) + " WHERE rowid = ? AND " + ownerFilter(d, userID)
 		}
 		return sq

@@ -341,13 +341,13 @@ func (s *Store) Check(ctx context.Context) ([]Warning, error) {
 		used := make([]string, 0, 3) // the form of each section's query a View runs
 		for _, q := range s.q.sections() {
 			query := q.plain
-			if v.packs(ctx, q) {
+			if packed := v.packedQuery(ctx, q); packed != "" {
 				// The forms a View would use: the packed query, and the
 				// lookup of an odd row (rowid -1: no row).
 				if err := v.each(ctx, q.lookup, append([]any{int64(-1)}, v.args...), nil, func(*driverRows) bool { return true }); err != nil {
 					return &Error{Op: q.op, Err: err}
 				}
-				query = q.packed
+				query = packed
 			}
 			if err := v.each(ctx, query, v.args, nil, func(*driverRows) bool { return true }); err != nil {
 				return &Error{Op: q.op, Err: err}
