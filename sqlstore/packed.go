@@ -98,8 +98,8 @@ type sectionQuery struct {
 	// columns (packedColumn).
 	packCols []string
 	packRest string
-	table  string
-	text   []string // the text columns, which must have TEXT affinity
+	table    string
+	text     []string // the text columns, which must have TEXT affinity
 	// createIndex creates the index that serves the ordered read, for
 	// Check's advice; "" on MySQL, which sorts whatever the index.
 	createIndex string
