@@ -141,7 +141,7 @@ func (s *spool) finish() error {
 	if len(s.mem) > 0 {
 		s.mem, err = s.fl.swap(s.mem)
 	}
-	if ferr := s.fl.stop(); err == nil {
+	if ferr := s.fl.stop(false); err == nil {
 		err = ferr
 	}
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *spool) recycle() {
 // Close releases the file, if any, and removes it.
 func (s *spool) Close() error {
 	if s.fl != nil && !s.fl.stopped() {
-		s.fl.stop() // an export that failed: what the flusher had is not needed
+		s.fl.stop(true) // an export that failed: what the flusher had is not needed
 	}
 	s.recycle()
 	if s.sum != nil {
@@ -215,10 +215,15 @@ func (s *spool) Close() error {
 	return err
 }
 
-// flusher writes a spool's full buffers to its file, hashing them first,
-// on a goroutine of its own. Buffers go to it on full and come back on
-// free; it stops at its first error, and keeps handing buffers back so
-// that the spool never waits for it in vain.
+// flusher writes a spool's full buffers to its file on a goroutine of
+// its own, and, when a digest is wanted, a third goroutine hashes what is
+// in the file, reading it back. Buffers go to the writer on full and come
+// back on free; it stops at its first error, and keeps handing buffers
+// back so that the spool never waits for it in vain. The hashing reads
+// from the file (the page cache) rather than the buffers, so it may fall
+// behind by any amount without holding memory: it catches up when the
+// encoder waits for the database (a sort before a section's first row),
+// instead of taking a core while the database and the encoder need both.
 type flusher struct {
 	full   chan []byte
 	free   chan []byte
@@ -228,34 +233,79 @@ type flusher struct {
 	ended  bool
 	size   int // of a buffer
 	made   int // buffers made besides the spool's own
+
+	written  atomic.Int64  // bytes in the file
+	more     chan struct{} // the hasher is told of more bytes
+	hashDone chan struct{} // closed when the hasher ends; nil without a digest
+	hashErr  error         // read after hashDone is closed
+	abandon  atomic.Bool   // the export failed: stop hashing
 }
 
-// flushQueue is how many full buffers the flusher may lag behind. One:
-// deeper queues would let the hashing and writing wait for the moments
-// the database is busy preparing a section, but every buffer is a
-// threshold's worth of memory, and TestHandlerMemoryIsBounded holds the
-// handler to 3 MiB (eight buffers took 5.7 MiB; their gain was lost in
-// this machine's noise).
+// flushQueue is how many full buffers the writer may lag behind. One:
+// every buffer is a threshold's worth of memory, and
+// TestHandlerMemoryIsBounded holds the handler to 3 MiB.
 const flushQueue = 1
 
+// hashChunk is how much of the file the hasher reads at a time.
+const hashChunk = 64 << 10
+
 func startFlusher(f *os.File, sum hash.Hash, size int) *flusher {
-	fl := &flusher{full: make(chan []byte, flushQueue), free: make(chan []byte, flushQueue), done: make(chan struct{}), size: size}
+	fl := &flusher{full: make(chan []byte, flushQueue), free: make(chan []byte, flushQueue), done: make(chan struct{}), size: size,
+		more: make(chan struct{}, 1)}
 	go func() {
 		defer close(fl.done)
 		for b := range fl.full {
 			if fl.err == nil {
-				if sum != nil {
-					sum.Write(b)
-				}
 				if _, err := f.Write(b); err != nil {
 					fl.err = err
 					fl.failed.Store(true)
+				} else {
+					fl.written.Add(int64(len(b)))
+					select {
+					case fl.more <- struct{}{}:
+					default:
+					}
 				}
 			}
 			fl.free <- b[:0]
 		}
 	}()
+	if sum != nil {
+		fl.hashDone = make(chan struct{})
+		go fl.hash(f, sum)
+	}
 	return fl
+}
+
+// hash hashes the file as it grows, until the writer has ended and every
+// byte it wrote is hashed.
+func (fl *flusher) hash(f *os.File, sum hash.Hash) {
+	defer close(fl.hashDone)
+	buf := make([]byte, hashChunk)
+	var hashed int64
+	for {
+		ended := false
+		select {
+		case <-fl.more:
+		case <-fl.done:
+			ended = true
+		}
+		for hashed < fl.written.Load() {
+			if fl.abandon.Load() {
+				return
+			}
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), fl.written.Load()-hashed)], hashed)
+			sum.Write(buf[:n])
+			hashed += int64(n)
+			if err != nil {
+				fl.hashErr = err
+				return
+			}
+		}
+		if ended {
+			return
+		}
+	}
 }
 
 // swap hands b to the flusher and returns an empty buffer: one it has
@@ -278,15 +328,25 @@ func (fl *flusher) swap(b []byte) ([]byte, error) {
 	return <-fl.free, nil
 }
 
-// stop waits for the flusher to write what it was given, and returns its
-// error.
-func (fl *flusher) stop() error {
+// stop waits for the writer to write what it was given and for the hasher
+// to hash it (unless abandon: the document is not needed), and returns
+// the first error.
+func (fl *flusher) stop(abandon bool) error {
 	if !fl.ended {
 		fl.ended = true
+		if abandon {
+			fl.abandon.Store(true)
+		}
 		close(fl.full)
 		<-fl.done
+		if fl.hashDone != nil {
+			<-fl.hashDone
+		}
 	}
-	return fl.err
+	if fl.err != nil {
+		return fl.err
+	}
+	return fl.hashErr
 }
 
 func (fl *flusher) stopped() bool { return fl.ended }
