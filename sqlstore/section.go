@@ -47,7 +47,7 @@ var ErrSectionQuery = errors.New("sqlstore: a section's query must take the user
 // statement reads (EXPLAIN), so a parameter the planner finds it never
 // needs (WHERE 1 OR "userId" = ?) counts as none. The check proves that
 // the query binds the ID, not that it selects by it: a query that binds
-// it and still reads other users' rows (WHERE ? <> ”, a join to another
+// it and still reads other users' rows (WHERE ? IS NOT NULL, a join to another
 // user's data) is the host's to get right; storetest's OwnedSection
 // checks it on test data.
 //
