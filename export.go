@@ -125,6 +125,7 @@ const (
 	StageClose          Stage = "close data view"
 	StageWrite          Stage = "write document"
 	StageSpool          Stage = "spool document"
+	StageCompress       Stage = "compress document"
 	StagePanic          Stage = "complete export"
 )
 

@@ -45,6 +45,8 @@ type Handler struct {
 	spoolDir   string
 	streaming  bool
 	timeouts   Timeouts
+	encoders   []encoder // content codings, in the server's order of preference
+	gzipSet    bool      // WithEncoder("gzip", ...) or WithoutCompression: no built-in gzip
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -145,6 +147,9 @@ func NewHandler(exporter Exporter, resolve func(*http.Request) (userID string, e
 		h.spoolLimit = DefaultSpoolThreshold
 	}
 	h.timeouts = h.timeouts.WithDefaults()
+	if !h.gzipSet {
+		h.encoders = append(h.encoders, encoder{name: "gzip", newWriter: newGzipWriter})
+	}
 	return h
 }
 
@@ -155,8 +160,17 @@ type Event struct {
 	Status  int
 	// Bytes is the size of the document produced: for a HEAD, the size a
 	// GET would have sent (though nothing was); for a failure, how far it
-	// got.
-	Bytes          int64
+	// got. It is the document's own size, before any content coding.
+	Bytes int64
+	// SentBytes is the size of the body after content coding (what
+	// Content-Length counts): for a 200, what was sent; for a HEAD, what
+	// a GET would have sent; 0 when no document left (an error answer).
+	// Equal to Bytes under identity.
+	SentBytes int64
+	// Encoding is the content coding negotiated for the document: "gzip",
+	// one registered with WithEncoder, or "identity"; "" when the request
+	// ended before an export began (405, 401, 429).
+	Encoding       string
 	Agents         int
 	ScheduledTasks int
 	Workflows      int
@@ -209,6 +223,9 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	// Every answer, errors included, for a cache between the handler and
+	// the client: the 200's body depends on Accept-Encoding.
+	hdr.Add("Vary", "Accept-Encoding")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		ev.Outcome = OutcomeMethodNotAllowed
@@ -256,11 +273,95 @@ func (h *Handler) serve(w *trackingWriter, r *http.Request, ev *Event) {
 	ex := h.begin(w, r)
 	defer ex.end()
 	req := Request{UserID: userID, ExportedAt: h.now()}
+	enc := negotiate(r, h.encoders)
+	ev.Encoding = "identity"
+	if enc != nil {
+		ev.Encoding = enc.name
+	}
 	if h.streaming && r.Method == http.MethodGet {
-		h.serveStreaming(w, r, ev, ex, req, releaseOnce)
+		h.serveStreaming(w, r, ev, ex, req, enc, releaseOnce)
 		return
 	}
-	h.serveSpooled(w, r, ev, ex, req)
+	h.serveSpooled(w, r, ev, ex, req, enc)
+}
+
+// coder is the writing side of an export: the document goes through
+// Write (counted), into the content coding if there is one, to dst.
+type coder struct {
+	doc  int64 // bytes of the document written
+	zw   io.WriteCloser
+	gate gate
+}
+
+// newCoder starts a coder writing to dst, coded by enc (nil: identity).
+func newCoder(dst io.Writer, enc *encoder) (*coder, error) {
+	c := &coder{gate: gate{w: dst}}
+	if enc != nil {
+		zw, err := enc.newWriter(&c.gate)
+		if err != nil {
+			return nil, &Error{Stage: StageCompress, Err: err}
+		}
+		c.zw = zw
+	}
+	return c, nil
+}
+
+func (c *coder) Write(p []byte) (int, error) {
+	w := io.Writer(&c.gate)
+	if c.zw != nil {
+		w = c.zw
+	}
+	n, err := w.Write(p)
+	c.doc += int64(n)
+	return n, err // the Exporter names the stage
+}
+
+// finish ends the coded stream (its last bytes go to dst) once the whole
+// document is written.
+func (c *coder) finish() error {
+	if c.zw == nil {
+		return nil
+	}
+	zw := c.zw
+	c.zw = nil
+	if err := zw.Close(); err != nil {
+		if c.gate.err != nil { // dst failed, not the coding
+			return stageError(StageWrite, err)
+		}
+		return &Error{Stage: StageCompress, Err: err}
+	}
+	return nil
+}
+
+// abandon releases the coding's writer after a failure without letting
+// its end reach dst: a streamed response must not end well-formed.
+func (c *coder) abandon() {
+	c.gate.closed = true
+	if c.zw != nil {
+		c.zw.Close()
+		c.zw = nil
+	}
+}
+
+// gate passes writes through to w until closed, then drops them, and
+// counts what went through.
+type gate struct {
+	w      io.Writer
+	n      int64
+	err    error // w's first error
+	closed bool
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	if g.closed {
+		return len(p), nil
+	}
+	n, err := g.w.Write(p)
+	g.n += int64(n)
+	if err != nil && g.err == nil {
+		g.err = err
+	}
+	return n, err
 }
 
 // run is one export's deadlines: its context, canceled with errStoreIdle
@@ -364,17 +465,28 @@ func discardBody(r *http.Request) {
 // failure is a clean 500 and the 200 carries Content-Length and
 // Repr-Digest (RFC 9530: the SHA-256 of the body, which a user can check
 // a downloaded file against). HEAD only counts and hashes the bytes.
-func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request) {
+func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request, enc *encoder) {
 	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, digest: true}
 	defer sp.Close()
-	res, err := h.exporter.Export(ex.ctx, progressWriter{sp, &ex.prog}, req)
+	// The spool holds the coded bytes: Content-Length and Repr-Digest
+	// are of the representation sent (RFC 9530), and HEAD codes as GET.
+	c, err := newCoder(sp, enc)
+	if err != nil {
+		h.fail(w, r, ev, err)
+		return
+	}
+	defer c.abandon()
+	res, err := h.exporter.Export(ex.ctx, progressWriter{c, &ex.prog}, req)
+	if err == nil {
+		err = c.finish()
+	}
 	if err == nil {
 		err = sp.finish()
 	}
 	ev.record(res)
-	// The spool's count, not the Exporter's word: a host's Exporter that
-	// misreports must not produce a wrong Content-Length.
-	ev.Bytes = sp.size
+	// The handler's counts, not the Exporter's word: a host's Exporter
+	// that misreports must not produce a wrong Content-Length.
+	ev.Bytes = c.doc
 	if err != nil {
 		if cause := ex.deadlineCause(r); cause != nil {
 			h.timedOut(w, r, ev, err, cause)
@@ -383,15 +495,16 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex
 		h.fail(w, r, ev, err)
 		return
 	}
-	h.setSuccessHeaders(w, req)
+	h.setSuccessHeaders(w, req, enc)
 	w.Header().Set("Content-Length", strconv.FormatInt(sp.size, 10))
 	w.Header().Set("Repr-Digest", sp.reprDigest())
 	w.WriteHeader(http.StatusOK)
 	ev.Outcome = OutcomeExported
 	if r.Method == http.MethodHead {
+		ev.SentBytes = sp.size
 		return
 	}
-	_, err = sp.WriteTo(&ex.client)
+	ev.SentBytes, err = sp.WriteTo(&ex.client)
 	if err == nil {
 		err = ex.client.flush()
 	}
@@ -403,10 +516,23 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex
 }
 
 // serveStreaming sends the 200 with the first bytes of the document.
-func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request, release func()) {
-	sw := &firstWrite{w: &ex.client, start: func() { h.setSuccessHeaders(w, req); w.WriteHeader(http.StatusOK) }}
-	res, err := h.exporter.Export(ex.ctx, progressWriter{sw, &ex.prog}, req)
+// A content coding's writer sits between the document and the client, so
+// the coded bytes leave as they are made; after a late failure its end is
+// never written (see coder.abandon), so a coded body is cut short too.
+func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request, enc *encoder, release func()) {
+	sw := &firstWrite{w: &ex.client, start: func() { h.setSuccessHeaders(w, req, enc); w.WriteHeader(http.StatusOK) }}
+	c, err := newCoder(sw, enc)
+	if err != nil {
+		h.fail(w, r, ev, err)
+		return
+	}
+	defer c.abandon()
+	res, err := h.exporter.Export(ex.ctx, progressWriter{c, &ex.prog}, req)
+	if err == nil {
+		err = c.finish()
+	}
 	ev.record(res)
+	ev.Bytes, ev.SentBytes = c.doc, c.gate.n
 	if err == nil && w.wroteHeader {
 		err = ex.client.flush()
 	}
@@ -431,6 +557,7 @@ func (h *Handler) serveStreaming(w *trackingWriter, r *http.Request, ev *Event, 
 		ev.Outcome, ev.Err = OutcomeTimeout, fmt.Errorf("%w: %w", cause, err)
 	}
 	h.logFailure(r, ev.Err)
+	c.abandon()
 	release()
 	cutConnection(w)
 	panic(http.ErrAbortHandler)
@@ -449,10 +576,13 @@ func cutConnection(w http.ResponseWriter) {
 	}
 }
 
-func (h *Handler) setSuccessHeaders(w http.ResponseWriter, req Request) {
+func (h *Handler) setSuccessHeaders(w http.ResponseWriter, req Request, enc *encoder) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Disposition", `attachment; filename="`+Filename(h.prefix, req.UserID, req.ExportedAt)+`"`)
+	if enc != nil {
+		hdr.Set("Content-Encoding", enc.name)
+	}
 }
 
 // Filename returns the name of the downloaded file:
@@ -561,6 +691,7 @@ func (h *Handler) writeError(w *trackingWriter, r *http.Request, ev *Event, stat
 	b = append(b, '}')
 	hdr := w.Header()
 	hdr.Del("Content-Disposition")
+	hdr.Del("Content-Encoding") // error bodies are never coded
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
@@ -592,6 +723,8 @@ func (h *Handler) finish(r *http.Request, ev *Event, start time.Time) {
 		slog.String("outcome", string(ev.Outcome)),
 		slog.Int("status", ev.Status),
 		slog.Int64("bytes", ev.Bytes),
+		slog.Int64("sent_bytes", ev.SentBytes),
+		slog.String("encoding", ev.Encoding),
 		slog.Int("agents", ev.Agents),
 		slog.Int("scheduled_tasks", ev.ScheduledTasks),
 		slog.Int("workflows", ev.Workflows),
@@ -612,7 +745,7 @@ func (h *Handler) finish(r *http.Request, ev *Event, start time.Time) {
 }
 
 func (ev *Event) record(res Result) {
-	ev.Bytes = res.Bytes
+	ev.Bytes = res.Bytes // the handler then puts its own count
 	ev.Agents, ev.ScheduledTasks, ev.Workflows = res.Agents, res.ScheduledTasks, res.Workflows
 	ev.Sections = res.Sections
 }

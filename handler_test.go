@@ -90,6 +90,7 @@ func TestHandlerSuccess(t *testing.T) {
 		"X-Content-Type-Options": {"nosniff"},
 		"Content-Length":         {strconv.Itoa(len(want))},
 		"Repr-Digest":            {sha256Field(want)},
+		"Vary":                   {"Accept-Encoding"},
 	}
 	require.Equal(t, wantHeaders, rec.Header())
 
@@ -322,13 +323,17 @@ func TestHandlerSpoolsToFile(t *testing.T) {
 	h := newTestHandler(t, storeOf(t, doc), fixedUser(doc.User.ID), export.WithSpool(4096, dir), clockAt(doc.ExportedAt))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	require.NoError(t, err)
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	requireSameText(t, readGolden(t, "many-records"), string(body))
-	require.Equal(t, int64(len(body)), resp.ContentLength)
+	for _, coding := range []string{"identity", "gzip"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Accept-Encoding", coding) // set by hand: the Transport does not decode
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, int64(len(body)), resp.ContentLength, coding)
+		requireSameText(t, readGolden(t, "many-records"), decodeBody(t, resp.Header.Get("Content-Encoding"), body))
+	}
 	left, _ := os.ReadDir(dir)
 	require.Empty(t, left, "temporary files left behind")
 }
