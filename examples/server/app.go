@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/agentbot/export"
 )
 
@@ -34,6 +36,12 @@ type app struct {
 	sessions map[string]string // random token -> user ID
 }
 
+// withZstd registers zstd at its fastest level, one goroutine per export
+// (the library compresses on the export's own writing side).
+var withZstd = export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) {
+	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+})
+
 func newApp(store export.Store, users []string, logger *slog.Logger, opts ...export.Option) *app {
 	return &app{store: store, users: users, logger: logger, opts: opts, sessions: make(map[string]string)}
 }
@@ -50,7 +58,10 @@ func (a *app) routes() http.Handler {
 	// itself (the contract's JSON 405); "GET /api/export" would leave other
 	// methods to the mux's plain-text 405. The exact path only: nothing
 	// under /api/export/ serves an export.
-	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append([]export.Option{export.WithLogger(a.logger)}, a.opts...)...)
+	//
+	// zstd is offered beside the built-in gzip, and preferred to it by a
+	// client that accepts both (Chromium and Firefox do).
+	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append([]export.Option{export.WithLogger(a.logger), withZstd}, a.opts...)...)
 	mux.Handle("/api/export", exp)
 	if a.replaced != nil {
 		return a.refuseIfReplaced(mux)

@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/agentbot/export"
 )
@@ -255,3 +259,64 @@ func get(t *testing.T, c *http.Client, u string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestDemoCompressedDownloads: the demo offers zstd and gzip; each
+// decodes to the identity download, and zstd is preferred among equals.
+func TestDemoCompressedDownloads(t *testing.T) {
+	base := startServer(t)
+	c := newClient(t)
+	if got := statusOf(t)(c.PostForm(base+"/login", url.Values{"user": {"demo-jane"}})); got != http.StatusOK {
+		t.Fatalf("login: %d", got)
+	}
+	// DisableCompression: the body as sent, decoded here.
+	c.Transport = &http.Transport{DisableCompression: true}
+	fetch := func(accept string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/export", nil)
+		req.Header.Set("Accept-Encoding", accept)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%q: %d %v", accept, resp.StatusCode, err)
+		}
+		if resp.ContentLength != int64(len(body)) || resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("%q: Content-Length %d for %d bytes, Vary %q", accept, resp.ContentLength, len(body), resp.Header.Get("Vary"))
+		}
+		return resp, body
+	}
+	_, plain := fetch("identity")
+	for accept, coding := range map[string]string{"gzip, deflate, br, zstd": "zstd", "gzip": "gzip", "zstd;q=0.5, gzip": "gzip"} {
+		resp, body := fetch(accept)
+		if got := resp.Header.Get("Content-Encoding"); got != coding {
+			t.Fatalf("%q: Content-Encoding %q, want %s", accept, got, coding)
+		}
+		var decoded []byte
+		var err error
+		switch coding {
+		case "zstd":
+			zr, zerr := zstd.NewReader(bytes.NewReader(body))
+			if zerr != nil {
+				t.Fatal(zerr)
+			}
+			decoded, err = io.ReadAll(zr)
+			zr.Close()
+		case "gzip":
+			zr, zerr := gzip.NewReader(bytes.NewReader(body))
+			if zerr != nil {
+				t.Fatal(zerr)
+			}
+			decoded, err = io.ReadAll(zr)
+		}
+		// The same document but for exportedAt: each request is an export.
+		if err != nil || !bytes.Equal(withoutExportedAt(decoded), withoutExportedAt(plain)) {
+			t.Fatalf("%q: the decoded %s body is not the identity one (%v)", accept, coding, err)
+		}
+	}
+}
+
+var exportedAt = regexp.MustCompile(`"exportedAt": "[^"]*"`)
+
+func withoutExportedAt(doc []byte) []byte { return exportedAt.ReplaceAll(doc, nil) }
