@@ -60,6 +60,13 @@
 // client sees a broken transfer rather than a well-formed but incomplete
 // file.
 //
+// A client that asks for it (Accept-Encoding, negotiated per RFC 9110) gets
+// the 200 gzip-coded, or in a coding the host registers with WithEncoder
+// (zstd, brotli); WithoutCompression turns coding off. Every answer carries
+// Vary: Accept-Encoding, and a coded 200 keeps every header of the
+// contract: Content-Length and Repr-Digest are then those of the coded
+// bytes sent.
+//
 // At most one export per user runs at a time (a second gets 429) and a
 // bounded number run at once in the process (more wait their turn for a
 // bounded time, then get 429): see Limits and Limiter, which a host with

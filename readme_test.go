@@ -137,6 +137,7 @@ var knownPackages = map[string]string{
 	"memstore": "github.com/agentbot/export/memstore", "storetest": "github.com/agentbot/export/storetest",
 	"sql": "database/sql", "http": "net/http", "context": "context", "iter": "iter", "testing": "testing",
 	"slog": "log/slog", "time": "time", "errors": "errors", "fmt": "fmt", "os": "os", "log": "log",
+	"io": "io", "zstd": "github.com/klauspost/compress/zstd",
 }
 
 var selector = regexp.MustCompile(`\b([a-z]+)\.[A-Z]`)
