@@ -70,7 +70,9 @@ func TestRouters(t *testing.T) {
 			defer srv.Close()
 			c := srv.Client()
 
-			get := send(t, c, http.MethodGet, srv.URL+"/api/export")
+			// Go's Transport asks for gzip on a GET but not on a HEAD: the
+			// same Accept-Encoding on both, as a browser sends, to compare.
+			get := send(t, c, http.MethodGet, srv.URL+"/api/export", "Accept-Encoding", "identity")
 			require.Equal(t, http.StatusOK, get.status, get.body)
 			require.Contains(t, get.body, `"id": "alice"`)
 			require.Contains(t, get.body, "alice's agent")
@@ -78,11 +80,18 @@ func TestRouters(t *testing.T) {
 			require.Equal(t, "nosniff", get.header.Get("X-Content-Type-Options"))
 			require.Contains(t, get.header.Get("Content-Disposition"), `attachment; filename="agentbot-export-alice-`)
 
-			head := send(t, c, http.MethodHead, srv.URL+"/api/export")
+			head := send(t, c, http.MethodHead, srv.URL+"/api/export", "Accept-Encoding", "identity")
 			require.Equal(t, http.StatusOK, head.status)
 			require.Empty(t, head.body)
 			require.Equal(t, get.header.Get("Content-Length"), head.header.Get("Content-Length"))
 			require.Equal(t, get.header.Get("Content-Disposition"), head.header.Get("Content-Disposition"))
+			gzGet := send(t, c, http.MethodGet, srv.URL+"/api/export", "Accept-Encoding", "gzip")
+			gzHead := send(t, c, http.MethodHead, srv.URL+"/api/export", "Accept-Encoding", "gzip")
+			require.Equal(t, "gzip", gzGet.header.Get("Content-Encoding"))
+			require.Equal(t, "gzip", gzHead.header.Get("Content-Encoding"))
+			// (Their lengths may differ: each is an export with its own
+			// exportedAt. The core's tests compare them under one clock.)
+			require.Equal(t, "Accept-Encoding", gzGet.header.Get("Vary"))
 
 			for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 				r := send(t, c, m, srv.URL+"/api/export")
