@@ -30,7 +30,9 @@
 // differ (a trailing newline, a compact file, tabs...), with a short
 // quoted excerpt. verify -digest
 // 'sha-256=:...:' FILE first checks the file against the Repr-Digest
-// header of the response it came from.
+// header of the response it came from. A gzip file (a gzip-coded download
+// saved as received, told by its magic bytes) is checked as the document
+// it decodes to, after the digest, which is of the compressed bytes.
 //
 // The exit status is 0 on success, 1 on failure and 2 for bad usage.
 package main

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -478,5 +479,45 @@ func TestExportFromServers(t *testing.T) {
 			code, _, stderr = runCmd("verify", out)
 			require.Equal(t, 0, code, stderr)
 		})
+	}
+}
+
+// TestVerifyGzipDownload: a gzip-coded download saved as received is
+// checked against its Repr-Digest (of the compressed bytes) and then as
+// the document it decodes to; a cut or padded gzip file is refused.
+func TestVerifyGzipDownload(t *testing.T) {
+	path, _ := appDB(t)
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	store, err := sqlstore.New(db, sqlstore.SQLite)
+	require.NoError(t, err)
+	h := export.NewHandler(export.NewExporter(store), func(*http.Request) (string, error) { return "user_abc123", nil })
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
+	digest := rec.Header().Get("Repr-Digest")
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "download.json.gz")
+	require.NoError(t, os.WriteFile(file, rec.Body.Bytes(), 0o600))
+	code, stdout, stderr := runCmd("verify", "-digest", digest, file)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "its SHA-256 matches the digest")
+	require.Contains(t, stdout, "gzip, ")
+	require.Contains(t, stdout, "well-formed export, format 1.0")
+
+	body := rec.Body.Bytes()
+	for name, bad := range map[string][]byte{
+		"cut":    body[:len(body)-4],
+		"padded": append(slices.Clone(body), 'x'),
+	} {
+		require.NoError(t, os.WriteFile(file, bad, 0o600))
+		code, _, stderr = runCmd("verify", file)
+		require.Equal(t, 1, code, name)
+		require.Contains(t, stderr, "starts as gzip but does not decode", name)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -42,6 +43,14 @@ func verify(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: its SHA-256 matches the digest: these are the bytes the endpoint sent\n", args[0])
 	}
+	// A gzip-coded download saved as received (the digest is of those
+	// bytes): the document is what it decodes to.
+	if bytes.HasPrefix(b, gzipMagic) {
+		if b, err = gunzip(b); err != nil {
+			return fmt.Errorf("%s starts as gzip but does not decode: %w", args[0], err)
+		}
+		fmt.Fprintf(stdout, "%s: gzip, %d bytes decoded\n", args[0], len(b))
+	}
 	doc, err := export.Decode(bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("%s is not a well-formed export: %w", args[0], err)
@@ -73,6 +82,35 @@ func verify(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "and the digest: the file is the download, unchanged")
 	}
 	return nil
+}
+
+// gzipMagic starts every gzip stream (RFC 1952); no export does ("{").
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// maxDecoded bounds what verify decodes from a gzip file, so that a file
+// that expands without end (a "gzip bomb") fails instead of taking the
+// machine's memory.
+const maxDecoded = 4 << 30
+
+// gunzip decodes a whole gzip file, of one member (as the endpoint sends).
+func gunzip(b []byte) ([]byte, error) {
+	br := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than its member
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, err
+	}
+	zr.Multistream(false)
+	out, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxDecoded {
+		return nil, fmt.Errorf("it decodes to more than %d GiB", maxDecoded>>30)
+	}
+	if br.Len() > 0 {
+		return nil, fmt.Errorf("%d bytes follow the gzip stream", br.Len())
+	}
+	return out, nil
 }
 
 // describeDifference names how got departs from want, the endpoint's
