@@ -345,3 +345,24 @@ func TestCurlCompressed(t *testing.T) {
 	require.ErrorAs(t, err, &exit)
 	t.Logf("curl on the cut stream: exit %d, %s", exit.ExitCode(), strings.TrimSpace(string(got)))
 }
+
+// TestEncoderFailures: a registered encoder that fails to start, or
+// returns no writer, is a clean 500 naming the compression, in both modes.
+func TestEncoderFailures(t *testing.T) {
+	for name, newWriter := range map[string]func(io.Writer) (io.WriteCloser, error){
+		"error":     func(io.Writer) (io.WriteCloser, error) { return nil, errSecret },
+		"no writer": func(io.Writer) (io.WriteCloser, error) { return nil, nil },
+	} {
+		for _, streaming := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/streaming=%v", name, streaming), func(t *testing.T) {
+				h := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"), export.WithEncoder("zstd", newWriter), export.WithStreaming(streaming))
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+				req.Header.Set("Accept-Encoding", "zstd")
+				h.ServeHTTP(rec, req)
+				requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"could not compress document"}`)
+				require.Empty(t, rec.Header().Get("Content-Encoding"))
+			})
+		}
+	}
+}

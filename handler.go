@@ -298,6 +298,9 @@ func newCoder(dst io.Writer, enc *encoder) (*coder, error) {
 	c := &coder{gate: gate{w: dst}}
 	if enc != nil {
 		zw, err := enc.newWriter(&c.gate)
+		if err == nil && zw == nil {
+			err = errors.New("export: the " + enc.name + " encoder returned no writer")
+		}
 		if err != nil {
 			return nil, &Error{Stage: StageCompress, Err: err}
 		}
