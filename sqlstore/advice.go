@@ -39,7 +39,7 @@ func (v *view) adviseIndexes(ctx context.Context, used []string) []Warning {
 	case Postgres:
 		explain = "EXPLAIN "
 		for _, set := range []string{"SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off"} {
-			if err := v.each(ctx, set, nil, nil, func(*driverRows) bool { return true }); err != nil {
+			if err := v.set(ctx, set); err != nil {
 				return []Warning{{Op: OpBegin, Message: "could not prepare to read the query plans: " + err.Error()}}
 			}
 		}
@@ -48,21 +48,11 @@ func (v *view) adviseIndexes(ctx context.Context, used []string) []Warning {
 	}
 	var warnings []Warning
 	for i, q := range v.s.q.sections() {
-		var lines []string
-		err := v.each(ctx, explain+used[i], v.args, nil, func(r *driverRows) bool {
-			// The plan's text is the last column: SQLite's detail,
-			// PostgreSQL's one QUERY PLAN column.
-			var detail text
-			if err := detail.Scan(r.value(r.width() - 1)); err == nil {
-				lines = append(lines, string(detail))
-			}
-			return true
-		})
+		plan, err := v.queryPlan(ctx, explain+used[i])
 		if err != nil {
 			warnings = append(warnings, Warning{Op: q.op, Message: "could not read the query plan: " + err.Error()})
 			continue
 		}
-		plan := strings.Join(lines, "\n")
 		sorts := strings.Contains(plan, "TEMP B-TREE") // SQLite: USE TEMP B-TREE FOR ORDER BY
 		if v.s.dialect == Postgres {
 			sorts = strings.Contains(plan, "Sort")
@@ -77,4 +67,19 @@ func (v *view) adviseIndexes(ctx context.Context, used []string) []Warning {
 		}
 	}
 	return warnings
+}
+
+// queryPlan runs an EXPLAIN (with the view's arguments) and returns the
+// plan's text, a line per row: the last column, SQLite's detail or
+// PostgreSQL's one QUERY PLAN column.
+func (v *view) queryPlan(ctx context.Context, explain string) (string, error) {
+	var lines []string
+	err := v.each(ctx, explain, v.args, nil, func(r *driverRows) bool {
+		var line text
+		if err := line.Scan(r.value(r.width() - 1)); err == nil {
+			lines = append(lines, string(line))
+		}
+		return true
+	})
+	return strings.Join(lines, "\n"), err
 }

@@ -76,15 +76,8 @@ func (v *view) preferStreaming(ctx context.Context) error {
 // sortFreePlans reports whether no built-in section's plan sorts.
 func (v *view) sortFreePlans(ctx context.Context) (bool, error) {
 	for _, q := range v.s.q.sections() {
-		sorts := false
-		err := v.each(ctx, "EXPLAIN "+q.plain, v.args, nil, func(r *driverRows) bool {
-			var line text
-			if err := line.Scan(r.value(r.width() - 1)); err == nil && strings.Contains(string(line), "Sort") {
-				sorts = true
-			}
-			return true
-		})
-		if err != nil || sorts {
+		plan, err := v.queryPlan(ctx, "EXPLAIN "+q.plain)
+		if err != nil || strings.Contains(plan, "Sort") {
 			return false, err
 		}
 	}

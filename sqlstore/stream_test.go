@@ -31,24 +31,20 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	db := sql.OpenDB(cc)
 	t.Cleanup(func() { db.Close() })
 	settingOf := `SELECT current_setting('enable_sort') AS "enableSort" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
-	run := func() (statements []string, setting string) {
+	newStore := func() *sqlstore.Store {
 		t.Helper()
 		st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithLayout(l))
 		require.NoError(t, err)
-		return runOn(t, cc, st, settingOf)
-	}
-	exportWith := func(st *sqlstore.Store) (statements []string, setting string) {
-		return runOn(t, cc, st, settingOf)
+		return st
 	}
 
 	// The application's tables: a plan that sorts, and nothing changed.
-	st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithLayout(l))
-	require.NoError(t, err)
-	statements, setting := exportWith(st)
+	st := newStore()
+	statements, setting := runOn(t, cc, st, settingOf)
 	require.Equal(t, "on", setting)
 	require.Equal(t, []string{"SET LOCAL enable_sort = off", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT"}, planner(statements),
 		"the first export looks at a plan, finds a sort and restores the setting")
-	statements, setting = exportWith(st)
+	statements, setting = runOn(t, cc, st, settingOf)
 	require.Empty(t, planner(statements), "the same store trusts what it saw")
 	require.Equal(t, "on", setting)
 
@@ -59,7 +55,7 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	for _, w := range warnings {
 		mustExec(t, tdb.db, w.Fix)
 	}
-	statements, setting = run()
+	statements, setting = runOn(t, cc, newStore(), settingOf)
 	require.Equal(t, []string{"SET LOCAL enable_sort = off", "EXPLAIN", "EXPLAIN", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT"}, planner(statements))
 	require.Equal(t, "on", setting, "the added section is planned with the host's setting")
 }
