@@ -36,6 +36,6 @@ func IgnoreNumInput(t interface{ Cleanup(func()) }) {
 	t.Cleanup(func() { ignoreNumInput = false })
 }
 
-// SetStreaming turns on or off the discouraging of sorts on PostgreSQL
-// (stream.go).
+// SetStreaming turns on or off the planner's settings for the built-in
+// sections on PostgreSQL: JIT off, sorts discouraged (stream.go).
 func SetStreaming(s *Store, on bool) { s.noStream = !on }

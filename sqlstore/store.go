@@ -29,7 +29,7 @@ type Store struct {
 	sortFree sortFree
 
 	noPack   bool                         // tests: never read packed (packed.go)
-	noStream bool                         // tests: never discourage sorts (stream.go)
+	noStream bool                         // tests: leave the planner's settings alone (stream.go)
 	onRead   func(op string, packed bool) // tests: told how each section is read
 	onLookup func(op string)              // tests: told when an odd packed row is looked up
 }
@@ -142,9 +142,10 @@ type view struct {
 	// plan says which sections are read packed (packed.go); nil until
 	// the first section is read.
 	plan *packPlan
-	// noSort is set while PostgreSQL's planner is told to avoid sorts
-	// (stream.go); noSortTried once that was decided.
-	noSort, noSortTried bool
+	// noSort is set while PostgreSQL's planner is told to avoid sorts,
+	// jitOff while it is told not to compile (stream.go); plannerSet
+	// once that was decided.
+	noSort, jitOff, plannerSet bool
 }
 
 var (

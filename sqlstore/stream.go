@@ -28,6 +28,16 @@ import (
 // index serves is read from the plans, as Check reads them, at most every
 // planCheckEvery per store. Added sections are the host's queries,
 // planned as the host planned them: the setting is restored before them.
+//
+// JIT compilation is turned off for the built-in sections, whatever the
+// plans: their expressions are one comparison and a few columns, which
+// compiled code does not speed up, and PostgreSQL compiles whenever a
+// plan's cost passes jit_above_cost (100,000 by default), which a large
+// account's scan and sort does, and which every plan looked at with sorts
+// discouraged does (a sort is then priced at 10^10). Even an EXPLAIN then
+// loads LLVM into the backend: 20 to 29 ms of a fresh connection's first
+// export on benchexport's account, a tenth of the export, spent on
+// nothing. It is restored with the sort setting, before added sections.
 
 // planCheckEvery is how long a store trusts what the plans said.
 const planCheckEvery = 5 * time.Minute
@@ -40,13 +50,18 @@ type sortFree struct {
 	ok      bool
 }
 
-// preferStreaming discourages sorts before the first built-in section,
-// where an index serves them all.
+// preferStreaming sets the planner for the built-in sections before the
+// first of them: JIT off, and sorts discouraged where an index serves
+// them all.
 func (v *view) preferStreaming(ctx context.Context) error {
-	if v.s.dialect != Postgres || v.noSortTried || v.s.noStream {
+	if v.s.dialect != Postgres || v.plannerSet || v.s.noStream {
 		return nil
 	}
-	v.noSortTried = true
+	v.plannerSet = true
+	if err := v.set(ctx, "SET LOCAL jit = off"); err != nil {
+		return err
+	}
+	v.jitOff = true
 	sf := &v.s.sortFree
 	sf.mu.Lock()
 	fresh, ok := time.Since(sf.checked) < planCheckEvery, sf.ok
@@ -84,13 +99,19 @@ func (v *view) sortFreePlans(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// allowSorts restores the planner's setting before an added section.
+// allowSorts restores the planner's settings before an added section.
 func (v *view) allowSorts(ctx context.Context) error {
-	if !v.noSort {
-		return nil
+	if v.noSort {
+		v.noSort = false
+		if err := v.set(ctx, "SET LOCAL enable_sort TO DEFAULT"); err != nil {
+			return err
+		}
 	}
-	v.noSort = false
-	return v.set(ctx, "SET LOCAL enable_sort TO DEFAULT")
+	if v.jitOff {
+		v.jitOff = false
+		return v.set(ctx, "SET LOCAL jit TO DEFAULT")
+	}
+	return nil
 }
 
 func (v *view) set(ctx context.Context, stmt string) error {

@@ -16,10 +16,11 @@ import (
 )
 
 // TestSortsDiscouragedOnlyWhereAnIndexServes (PostgreSQL): on the
-// application's own tables (only an index on each owner column) the
-// planner's settings are left alone, after one look at a plan; once the
-// export's indexes exist, a new store discourages sorts for the built-in
-// sections, and an added section is planned with the setting restored.
+// application's own tables (only an index on each owner column) sorts
+// are left alone, after one look at a plan; once the export's indexes
+// exist, a new store discourages sorts for the built-in sections. JIT is
+// off for the built-in sections either way, and an added section is
+// planned with both settings restored.
 func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	tdb := openDB(t, sqlstore.Postgres)
 	s, w := appTables(t, tdb)
@@ -30,7 +31,7 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	cc := &countingConnector{d: tdb.db.Driver(), dsn: tdb.dsn}
 	db := sql.OpenDB(cc)
 	t.Cleanup(func() { db.Close() })
-	settingOf := `SELECT current_setting('enable_sort') AS "enableSort" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
+	settingOf := `SELECT current_setting('enable_sort') AS "enableSort", current_setting('jit') AS "jit" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
 	newStore := func() *sqlstore.Store {
 		t.Helper()
 		st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithLayout(l))
@@ -41,12 +42,12 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	// The application's tables: a plan that sorts, and nothing changed.
 	st := newStore()
 	statements, setting := runOn(t, cc, st, settingOf)
-	require.Equal(t, "on", setting)
-	require.Equal(t, []string{"SET LOCAL enable_sort = off", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT"}, planner(statements),
+	require.Equal(t, "on on", setting)
+	require.Equal(t, []string{"SET LOCAL jit = off", "SET LOCAL enable_sort = off", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT", "SET LOCAL jit TO DEFAULT"}, planner(statements),
 		"the first export looks at a plan, finds a sort and restores the setting")
 	statements, setting = runOn(t, cc, st, settingOf)
-	require.Empty(t, planner(statements), "the same store trusts what it saw")
-	require.Equal(t, "on", setting)
+	require.Equal(t, []string{"SET LOCAL jit = off", "SET LOCAL jit TO DEFAULT"}, planner(statements), "the same store trusts what it saw")
+	require.Equal(t, "on on", setting)
 
 	// The export's indexes: sorts discouraged, and restored for the
 	// added section.
@@ -56,12 +57,13 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 		mustExec(t, tdb.db, w.Fix)
 	}
 	statements, setting = runOn(t, cc, newStore(), settingOf)
-	require.Equal(t, []string{"SET LOCAL enable_sort = off", "EXPLAIN", "EXPLAIN", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT"}, planner(statements))
-	require.Equal(t, "on", setting, "the added section is planned with the host's setting")
+	require.Equal(t, []string{"SET LOCAL jit = off", "SET LOCAL enable_sort = off", "EXPLAIN", "EXPLAIN", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT", "SET LOCAL jit TO DEFAULT"}, planner(statements))
+	require.Equal(t, "on on", setting, "the added section is planned with the host's settings")
 }
 
 // runOn exports jane with an added section reading the planner's
-// enable_sort, and returns the statements sent and that setting.
+// enable_sort and jit, and returns the statements sent and the two
+// settings, "on on".
 func runOn(t *testing.T, cc *countingConnector, st *sqlstore.Store, settingOf string) ([]string, string) {
 	t.Helper()
 	exp := export.NewExporter(st)
@@ -71,10 +73,13 @@ func runOn(t *testing.T, cc *countingConnector, st *sqlstore.Store, settingOf st
 	_, err := exp.Export(ctxFor(t), &b, export.Request{UserID: "jane", ExportedAt: time.Now()})
 	require.NoError(t, err)
 	statements := cc.take()
-	i := strings.Index(b.String(), `"enableSort": "`)
-	require.Positive(t, i, b.String())
-	rest := b.String()[i+len(`"enableSort": "`):]
-	return statements, rest[:strings.IndexByte(rest, '"')]
+	setting := func(key string) string {
+		i := strings.Index(b.String(), `"`+key+`": "`)
+		require.Positive(t, i, b.String())
+		rest := b.String()[i+len(key)+5:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	return statements, setting("enableSort") + " " + setting("jit")
 }
 
 // planner keeps the statements about planning, EXPLAIN without its query.
@@ -82,7 +87,7 @@ func planner(statements []string) []string {
 	var out []string
 	for _, s := range statements {
 		switch {
-		case strings.HasPrefix(s, "SET LOCAL enable_sort"):
+		case strings.HasPrefix(s, "SET LOCAL enable_sort"), strings.HasPrefix(s, "SET LOCAL jit"):
 			out = append(out, s)
 		case strings.HasPrefix(s, "EXPLAIN "):
 			out = append(out, "EXPLAIN")
@@ -93,10 +98,10 @@ func planner(statements []string) []string {
 
 // TestStreamingFaults (sqlmock, PostgreSQL): a failure of each planning
 // step fails the export at the first section's stage, with the
-// transaction ended; a plan that sorts leaves the setting as it was.
+// transaction ended; a plan that sorts leaves the sort setting as it was.
 func TestStreamingFaults(t *testing.T) {
 	spec := slicesIndex(t, sqlstore.Postgres, "prisma")
-	const off, restore = "SET LOCAL enable_sort = off", "SET LOCAL enable_sort TO DEFAULT"
+	const jitOff, off, restore = "SET LOCAL jit = off", "SET LOCAL enable_sort = off", "SET LOCAL enable_sort TO DEFAULT"
 	plan := func(line string) *sqlmock.Rows { return sqlmock.NewRows([]string{"QUERY PLAN"}).AddRow(line) }
 	indexScan := `Index Scan using "Agent_userId_createdAt_id_idx" on "Agent"`
 	for _, c := range []struct {
@@ -104,7 +109,8 @@ func TestStreamingFaults(t *testing.T) {
 		expect func(m *mocked)
 		fails  bool
 	}{
-		{"SET fails", func(m *mocked) { m.mock.ExpectQuery(off).WillReturnError(errDriver) }, true},
+		{"SET jit fails", func(m *mocked) { m.mock.ExpectQuery(jitOff).WillReturnError(errDriver) }, true},
+		{"SET enable_sort fails", func(m *mocked) { m.mock.ExpectQuery(off).WillReturnError(errDriver) }, true},
 		{"EXPLAIN fails", func(m *mocked) {
 			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
 			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnError(errDriver)
@@ -132,6 +138,9 @@ func TestStreamingFaults(t *testing.T) {
 			sqlstore.SetStreaming(m.store, true)
 			m.mock.ExpectBegin()
 			m.expectUser().WillReturnRows(m.userRows())
+			if c.name != "SET jit fails" {
+				m.mock.ExpectQuery(jitOff).WillReturnRows(sqlmock.NewRows(nil))
+			}
 			c.expect(m)
 			if c.fails {
 				m.mock.ExpectRollback()
