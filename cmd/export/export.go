@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/klauspost/compress/zstd"
 	_ "modernc.org/sqlite"
 
 	"github.com/agentbot/export"
@@ -45,7 +48,7 @@ func exportFlagSet(f *exportFlags) *flag.FlagSet {
 	fs.StringVar(&f.mysql, "mysql", "", "read the MySQL or MariaDB database at `DSN` (user:password@tcp(host:3306)/db)")
 	fs.StringVar(&f.layout, "layout", "prisma", "the tables' `layout`: "+strings.Join(sqlstore.LayoutNames(), " or "))
 	fs.StringVar(&f.userID, "user", "", "export the user with this `ID` (required)")
-	fs.StringVar(&f.out, "o", "", "write the export to `FILE`, or into DIRECTORY under the endpoint's file name (default: standard output); the file appears only when complete")
+	fs.StringVar(&f.out, "o", "", "write the export to `FILE`, or into DIRECTORY under the endpoint's file name (default: standard output); the file appears only when complete; a FILE ending in .gz is written gzip-compressed, one ending in .zst zstd-compressed")
 	fs.BoolVar(&f.force, "force", false, "overwrite the -o file if it exists (default: refuse)")
 	fs.StringVar(&f.audit, "audit", "", "append the audit event (JSON) to `FILE`, opened before anything is exported (default: standard error)")
 	fs.Var(&f.sections, "section", "add a section of the host's own, as `NAME=QUERY`: the query takes the user's ID as its one parameter, as with sqlstore.Section (repeatable, in order)")
@@ -78,7 +81,54 @@ func parseExportFlags(args []string) (exportFlags, error) {
 	if f.progressEvery <= 0 {
 		return f, usageError{errors.New("-progress-every must be positive")}
 	}
+	// A file name's compression is checked before the database is asked
+	// (a directory's file gets the endpoint's name, .json).
+	if fi, err := os.Stat(f.out); f.out != "" && f.out != "-" && (err != nil || !fi.IsDir()) {
+		if _, err := fileCodingOf(f.out); err != nil {
+			return f, usageError{err}
+		}
+	}
 	return f, nil
+}
+
+// fileCoding is how -o's file is compressed, chosen by its extension.
+type fileCoding struct {
+	name      string // "identity" (plain), "gzip" or "zstd"
+	newWriter func(io.Writer) (io.WriteCloser, error)
+}
+
+// Default levels: a support request is not in a hurry, and the file may
+// be mailed, so each compressor's own default (gzip 6, zstd 3) rather
+// than the endpoint's fastest.
+var (
+	plainFile = fileCoding{name: "identity"}
+	gzipFile  = fileCoding{name: "gzip", newWriter: func(w io.Writer) (io.WriteCloser, error) {
+		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
+	}}
+	zstdFile = fileCoding{name: "zstd", newWriter: func(w io.Writer) (io.WriteCloser, error) {
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	}}
+)
+
+// otherCompression lists extensions that say "compressed" in a way the
+// command does not write. Such a name is refused rather than given plain
+// JSON, which would not be what the name says.
+var otherCompression = []string{".br", ".bz2", ".xz", ".lz4", ".lz", ".lzma", ".lzo", ".sz", ".z", ".zip", ".7z", ".tgz", ".gzip", ".zstd", ".zz", ".deflate"}
+
+// fileCodingOf returns how a file named path is written: gzip for .gz,
+// zstd for .zst (either case), plain for any other name, and an error for
+// an extension of another compression.
+func fileCodingOf(path string) (fileCoding, error) {
+	ext := strings.ToLower(filepath.Ext(path))
+	switch {
+	case ext == ".gz":
+		return gzipFile, nil
+	case ext == ".zst":
+		return zstdFile, nil
+	case slices.Contains(otherCompression, ext):
+		return fileCoding{}, fmt.Errorf("-o %s: %s names a compression the command does not write; it writes gzip for .gz and zstd for .zst (for example export.json.gz), and plain JSON for any other name", path, filepath.Ext(path))
+	}
+	return plainFile, nil
 }
 
 // exportUser writes one user's document and one audit event.
@@ -132,12 +182,13 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 			return usageError{fmt.Errorf("-section %s: %s", s[0], strings.TrimPrefix(err.Error(), "export: "))}
 		}
 	}
-	out, commit, discard, err := openOutput(f.out, f.force, f.userID, at, stdout)
+	out, err := openOutput(f.out, f.force, f.userID, at, stdout)
 	if err != nil {
 		return err
 	}
-	defer discard()
-	pw := &progressWriter{w: out}
+	defer out.discard()
+	ev.Encoding = out.coding.name
+	pw := &progressWriter{w: out.w}
 	stopProgress := pw.report(stderr, f.progressEvery)
 	res, err := exp.Export(ctx, pw, export.Request{UserID: f.userID, ExportedAt: at})
 	stopProgress()
@@ -148,13 +199,20 @@ func exportUser(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err // the full error: this is the operator's own tool
 	}
-	where, err := commit()
+	where, err := out.commit()
 	if err != nil {
 		return err
 	}
 	ev.Outcome, ev.File = "exported", where
+	if out.file != nil {
+		ev.FileBytes = out.file.n
+	}
 	if where != "" {
-		fmt.Fprintf(stderr, "wrote %s: %d bytes, %d agents, %d scheduled tasks, %d workflows\n", where, res.Bytes, res.Agents, res.ScheduledTasks, res.Workflows)
+		size := fmt.Sprintf("%d bytes", res.Bytes)
+		if out.coding.newWriter != nil {
+			size = fmt.Sprintf("%d bytes (%s of the %d-byte document)", ev.FileBytes, out.coding.name, res.Bytes)
+		}
+		fmt.Fprintf(stderr, "wrote %s: %s, %d agents, %d scheduled tasks, %d workflows\n", where, size, res.Agents, res.ScheduledTasks, res.Workflows)
 	}
 	return nil
 }
@@ -214,34 +272,73 @@ func openStore(ctx context.Context, f exportFlags, layout sqlstore.Layout) (*sql
 	return store, func() { db.Close() }, nil
 }
 
+// output is where the document goes: standard output, or a file that
+// appears, complete, only on commit.
+type output struct {
+	w      io.Writer
+	coding fileCoding
+	file   *countingWriter // the file's own bytes, after compression; nil for stdout
+	// commit finishes the file and gives it its name, which it returns
+	// ("" for stdout). discard removes an uncommitted file, and does
+	// nothing after commit.
+	commit  func() (string, error)
+	discard func()
+}
+
 // openOutput returns where the document goes. For a file: a temporary
-// file in the same directory, renamed by commit, removed by discard
-// (which does nothing after commit). For a directory: a file in it named
-// as the endpoint names it. An existing file is kept unless force.
-func openOutput(path string, force bool, userID string, at time.Time, stdout io.Writer) (w io.Writer, commit func() (string, error), discard func(), err error) {
+// file in the same directory, renamed by commit, removed by discard. For
+// a directory: a file in it named as the endpoint names it. An existing
+// file is kept unless force. A file named .gz or .zst is compressed.
+func openOutput(path string, force bool, userID string, at time.Time, stdout io.Writer) (*output, error) {
 	if path == "" || path == "-" {
-		return stdout, func() (string, error) { return "", nil }, func() {}, nil
+		return &output{w: stdout, coding: plainFile, commit: func() (string, error) { return "", nil }, discard: func() {}}, nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, export.Filename(export.DefaultFilenamePrefix, userID, at))
+	}
+	coding, err := fileCodingOf(path)
+	if err != nil {
+		return nil, usageError{err}
 	}
 	if fi, err := os.Stat(path); err == nil && !force {
 		what := "a file"
 		if fi.IsDir() {
 			what = "a directory"
 		}
-		return nil, nil, nil, fmt.Errorf("-o: %s is already %s; give -force to overwrite it", path, what)
+		return nil, fmt.Errorf("-o: %s is already %s; give -force to overwrite it", path, what)
 	}
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, nil, nil, fmt.Errorf("-o %s: the directory %s does not exist", path, dir)
+		return nil, fmt.Errorf("-o %s: the directory %s does not exist", path, dir)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.partial")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("-o %s: cannot write in %s: %w", path, dir, errors.Unwrap(err))
+		return nil, fmt.Errorf("-o %s: cannot write in %s: %w", path, dir, errors.Unwrap(err))
+	}
+	file := &countingWriter{w: tmp}
+	out := &output{w: file, coding: coding, file: file}
+	var zw io.WriteCloser // the compressor, if any; closed once
+	if coding.newWriter != nil {
+		if zw, err = coding.newWriter(file); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return nil, fmt.Errorf("-o %s: cannot start %s: %w", path, coding.name, err)
+		}
+		out.w = zw
+	}
+	closeCompressor := func() error {
+		if zw == nil {
+			return nil
+		}
+		err := zw.Close() // the end of the stream: without it the file is cut
+		zw = nil
+		return err
 	}
 	done := false
-	commit = func() (string, error) {
+	out.commit = func() (string, error) {
+		if err := closeCompressor(); err != nil {
+			return "", fmt.Errorf("-o %s: cannot finish the %s stream: %w", path, coding.name, err)
+		}
 		if err := tmp.Sync(); err != nil {
 			return "", err
 		}
@@ -264,13 +361,26 @@ func openOutput(path string, force bool, userID string, at time.Time, stdout io.
 		done = true
 		return path, nil
 	}
-	discard = func() {
+	out.discard = func() {
 		if !done {
+			closeCompressor() // frees the compressor; the bytes go nowhere kept
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
 	}
-	return tmp, commit, discard, nil
+	return out, nil
+}
+
+// countingWriter counts the bytes that reach the file.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // progressWriter counts bytes, and reports them while an export runs.
@@ -314,7 +424,9 @@ type auditEvent struct {
 	Operator       string
 	Outcome        string
 	File           string
-	Bytes          int64
+	Bytes          int64  // the document's
+	Encoding       string // the file's compression: identity, gzip or zstd
+	FileBytes      int64  // the file's, as written (compressed); 0 for stdout
 	Agents         int
 	ScheduledTasks int
 	Workflows      int
@@ -341,8 +453,11 @@ func writeAudit(w io.Writer, ev auditEvent) error {
 		slog.Int("scheduled_tasks", ev.ScheduledTasks), slog.Int("workflows", ev.Workflows),
 		slog.Float64("duration_ms", float64(ev.Duration.Microseconds())/1000),
 	}
+	if ev.Encoding != "" {
+		attrs = append(attrs, slog.String("encoding", ev.Encoding))
+	}
 	if ev.File != "" {
-		attrs = append(attrs, slog.String("file", ev.File))
+		attrs = append(attrs, slog.String("file", ev.File), slog.Int64("file_bytes", ev.FileBytes))
 	}
 	if ev.Err != "" {
 		attrs = append(attrs, slog.String("error", ev.Err))

@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/export -sqlite app.db -user cl9x... -o export.json
 //	go run ./cmd/export -postgres 'postgres://reader@db/app' -user cl9x... -o ./requests/
+//	go run ./cmd/export -sqlite app.db -user cl9x... -o export.json.zst
 //	go run ./cmd/export -mysql 'reader:pw@tcp(db:3306)/app' -layout snake_case -user 42 > export.json
 //	go run ./cmd/export verify export.json
 //	go run ./cmd/export verify -digest 'sha-256=:...:' export.json
@@ -12,13 +13,18 @@
 // Export flags: one of -sqlite FILE, -postgres DSN or -mysql DSN; -layout
 // (prisma, the default, or snake_case); -user ID (required); -o FILE or
 // DIRECTORY (default: standard output; a directory gets the file name the
-// endpoint would give; an existing file is kept unless -force); -section NAME=QUERY (repeatable) adds a section
+// endpoint would give; an existing file is kept unless -force; a FILE
+// named .gz is written gzip-compressed and one named .zst
+// zstd-compressed, at each compressor's default level, and a name that
+// says another compression, such as .br, .xz or .zip, is refused);
+// -section NAME=QUERY (repeatable) adds a section
 // of the host's own, as the host's endpoint registers it with
 // sqlstore.Section, so that the file matches the endpoint's. A file is written under a temporary name and
 // renamed when complete, so a failed export leaves nothing behind.
 // Progress goes to standard error every second for large accounts, and one
-// audit event (JSON: who ran it, for which user, the outcome, bytes and
-// records, duration_ms) is written to standard error, or appended to
+// audit event (JSON: who ran it, for which user, the outcome, the
+// document's bytes, the file's encoding and file_bytes, records,
+// duration_ms) is written to standard error, or appended to
 // -audit FILE, which is opened before anything is exported. -help
 // describes every flag.
 //
@@ -30,9 +36,12 @@
 // differ (a trailing newline, a compact file, tabs...), with a short
 // quoted excerpt. verify -digest
 // 'sha-256=:...:' FILE first checks the file against the Repr-Digest
-// header of the response it came from. A gzip file (a gzip-coded download
-// saved as received, told by its magic bytes) is checked as the document
-// it decodes to, after the digest, which is of the compressed bytes.
+// header of the response it came from. A gzip or zstd file (a coded
+// download saved as received, or the command's -o file.json.gz or .zst),
+// told by its magic bytes and not by its name, is checked as the
+// document it decodes to, after the digest, which is of the compressed
+// bytes; a compressed file that is cut short, has bytes after its end,
+// or decodes to more than 4 GiB is refused.
 //
 // The exit status is 0 on success, 1 on failure and 2 for bad usage.
 package main
@@ -81,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 const usage = `usage: export (-sqlite FILE | -postgres DSN | -mysql DSN) [-layout prisma|snake_case] -user ID
-              [-o FILE|DIR [-force]] [-section NAME=QUERY]... [-audit FILE] [-exported-at TIME] [-progress-every D]
+              [-o FILE[.gz|.zst]|DIR [-force]] [-section NAME=QUERY]... [-audit FILE] [-exported-at TIME] [-progress-every D]
        export verify [-digest 'sha-256=:...:'] FILE
 `
 
@@ -93,7 +102,7 @@ func help(w io.Writer) {
 	fmt.Fprintln(w, "\nexport flags:")
 	var f exportFlags
 	printFlags(w, exportFlagSet(&f))
-	fmt.Fprintln(w, "\nverify FILE checks a file's form (keys, types, timestamps, order, the endpoint's bytes), not its values. Flags:")
+	fmt.Fprintln(w, "\nverify FILE checks a file's form (keys, types, timestamps, order, the endpoint's bytes), not its values; a gzip or zstd file (told by its magic bytes) is checked as the document it decodes to. Flags:")
 	printFlags(w, verifyFlagSet(new(string)))
 }
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentbot/export"
@@ -482,42 +485,286 @@ func TestExportFromServers(t *testing.T) {
 	}
 }
 
-// TestVerifyGzipDownload: a gzip-coded download saved as received is
-// checked against its Repr-Digest (of the compressed bytes) and then as
-// the document it decodes to; a cut or padded gzip file is refused.
-func TestVerifyGzipDownload(t *testing.T) {
+// TestVerifyCompressedDownload: a gzip- or zstd-coded download saved as
+// received is checked against its Repr-Digest (of the compressed bytes)
+// and then as the document it decodes to; a cut or padded file is
+// refused.
+func TestVerifyCompressedDownload(t *testing.T) {
 	path, _ := appDB(t)
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	require.NoError(t, err)
 	defer db.Close()
 	store, err := sqlstore.New(db, sqlstore.SQLite)
 	require.NoError(t, err)
-	h := export.NewHandler(export.NewExporter(store), func(*http.Request) (string, error) { return "user_abc123", nil })
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	h.ServeHTTP(rec, req)
-	require.Equal(t, http.StatusOK, rec.Code)
-	require.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
-	digest := rec.Header().Get("Repr-Digest")
+	h := export.NewHandler(export.NewExporter(store), func(*http.Request) (string, error) { return "user_abc123", nil },
+		export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) {
+			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		}))
+	for _, c := range []struct{ coding, ext string }{{"gzip", ".gz"}, {"zstd", ".zst"}} {
+		t.Run(c.coding, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+			req.Header.Set("Accept-Encoding", c.coding)
+			h.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusOK, rec.Code)
+			require.Equal(t, c.coding, rec.Header().Get("Content-Encoding"))
+			digest := rec.Header().Get("Repr-Digest")
 
-	dir := t.TempDir()
-	file := filepath.Join(dir, "download.json.gz")
-	require.NoError(t, os.WriteFile(file, rec.Body.Bytes(), 0o600))
-	code, stdout, stderr := runCmd("verify", "-digest", digest, file)
-	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stdout, "its SHA-256 matches the digest")
-	require.Contains(t, stdout, "gzip, ")
-	require.Contains(t, stdout, "well-formed export, format 1.0")
+			file := filepath.Join(t.TempDir(), "download.json"+c.ext)
+			require.NoError(t, os.WriteFile(file, rec.Body.Bytes(), 0o600))
+			code, stdout, stderr := runCmd("verify", "-digest", digest, file)
+			require.Equal(t, 0, code, stderr)
+			require.Contains(t, stdout, "its SHA-256 matches the digest")
+			require.Contains(t, stdout, c.coding+", ")
+			require.Contains(t, stdout, "well-formed export, format 1.0")
+			require.NotContains(t, stdout, "note:")
 
-	body := rec.Body.Bytes()
-	for name, bad := range map[string][]byte{
-		"cut":    body[:len(body)-4],
-		"padded": append(slices.Clone(body), 'x'),
-	} {
-		require.NoError(t, os.WriteFile(file, bad, 0o600))
-		code, _, stderr = runCmd("verify", file)
-		require.Equal(t, 1, code, name)
-		require.Contains(t, stderr, "starts as gzip but does not decode", name)
+			body := rec.Body.Bytes()
+			for name, bad := range map[string][]byte{
+				"cut":    body[:len(body)-4],
+				"padded": append(slices.Clone(body), 'x'),
+			} {
+				require.NoError(t, os.WriteFile(file, bad, 0o600))
+				code, _, stderr = runCmd("verify", file)
+				require.Equal(t, 1, code, name)
+				require.Contains(t, stderr, "starts as "+c.coding+" but does not decode", name)
+			}
+		})
 	}
+}
+
+// TestCompressedOutput: -o file.json.gz and .json.zst write the document
+// compressed, under a temporary name until complete as a plain file is;
+// each decodes (with the standard gzip reader and a zstd reader, and
+// through verify) to the plain export's bytes.
+func TestCompressedOutput(t *testing.T) {
+	path, golden := appDB(t)
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "export.json")
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", plain, "-exported-at", exportedAt)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "identity", auditLine(t, stderr)["encoding"])
+	want, err := os.ReadFile(plain)
+	require.NoError(t, err)
+	require.Equal(t, string(golden), string(want))
+
+	for _, c := range []struct {
+		name, coding string
+		magic        []byte
+		decode       func([]byte) ([]byte, error)
+	}{
+		{"export.json.gz", "gzip", []byte{0x1f, 0x8b}, func(b []byte) ([]byte, error) {
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return nil, err
+			}
+			return io.ReadAll(zr)
+		}},
+		{"export.json.zst", "zstd", []byte{0x28, 0xb5, 0x2f, 0xfd}, func(b []byte) ([]byte, error) {
+			zr, err := zstd.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return nil, err
+			}
+			defer zr.Close()
+			return io.ReadAll(zr)
+		}},
+		{"EXPORT.JSON.GZ", "gzip", []byte{0x1f, 0x8b}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, c.name)
+			code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out, "-exported-at", exportedAt)
+			require.Equal(t, 0, code, stderr)
+			require.Empty(t, stdout)
+			got, err := os.ReadFile(out)
+			require.NoError(t, err)
+			require.True(t, bytes.HasPrefix(got, c.magic), "%s starts with % x", c.name, got[:4])
+			left, _ := os.ReadDir(dir)
+			require.Len(t, left, 1, "only the file: no temporary one")
+			if c.decode != nil {
+				decoded, err := c.decode(got)
+				require.NoError(t, err)
+				require.Equal(t, string(want), string(decoded), "decoded, the plain export's bytes")
+			}
+			ev := auditLine(t, stderr)
+			require.Equal(t, c.coding, ev["encoding"])
+			require.Equal(t, float64(len(want)), ev["bytes"], "bytes: the document's")
+			require.Equal(t, float64(len(got)), ev["file_bytes"], "file_bytes: the file's")
+			require.Contains(t, stderr, fmt.Sprintf("wrote %s: %d bytes (%s of the %d-byte document)", out, len(got), c.coding, len(want)))
+
+			code, stdout, stderr = runCmd("verify", out)
+			require.Equal(t, 0, code, stderr)
+			require.Contains(t, stdout, fmt.Sprintf("%s: %s, %d bytes decoded", out, c.coding, len(want)))
+			require.Contains(t, stdout, `well-formed export, format 1.0, of user "user_abc123"`)
+			require.NotContains(t, stdout, "note:")
+
+			// The decoded document is what verify checked: the plain file's.
+			b, err := decodeFile(out, got, maxDecoded, io.Discard)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(b))
+		})
+	}
+}
+
+// TestCompressedOutputRefused: a name that says a compression the command
+// does not write is refused before anything is read or written.
+func TestCompressedOutputRefused(t *testing.T) {
+	path, _ := appDB(t)
+	for _, name := range []string{"export.json.br", "export.json.xz", "export.zip", "export.json.ZSTD", "export.json.bz2"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			code, stdout, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", filepath.Join(dir, name))
+			require.Equal(t, 2, code, stderr)
+			require.Empty(t, stdout)
+			require.Contains(t, stderr, "names a compression the command does not write; it writes gzip for .gz and zstd for .zst")
+			require.NotContains(t, stderr, `"outcome"`, "refused before an export was attempted")
+			left, _ := os.ReadDir(dir)
+			require.Empty(t, left)
+		})
+	}
+	// A compressed export that fails leaves nothing, as a plain one.
+	for _, name := range []string{"x.json.gz", "x.json.zst"} {
+		dir := t.TempDir()
+		code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", filepath.Join(dir, name),
+			"-section", "notes=SELECT nothing FROM nowhere WHERE x = ?")
+		require.Equal(t, 1, code, stderr)
+		require.Contains(t, stderr, "could not read notes")
+		left, _ := os.ReadDir(dir)
+		require.Empty(t, left, "%s: a failed export leaves no file", name)
+	}
+	// Other names are plain JSON, as before.
+	out := filepath.Join(t.TempDir(), "export.txt")
+	code, _, stderr := runCmd("-sqlite", path, "-user", "user_abc123", "-o", out)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "identity", auditLine(t, stderr)["encoding"])
+}
+
+// TestVerifyCompressedFiles: verify tells a file's kind by its magic bytes,
+// refuses a damaged compressed file with a message saying how, and notes
+// a name that disagrees with the content.
+func TestVerifyCompressedFiles(t *testing.T) {
+	golden, err := os.ReadFile("../../testdata/golden/contract-example.json")
+	require.NoError(t, err)
+	gz := gzipBytes(t, golden)
+	zs := zstdBytes(t, golden)
+	skippable := []byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'p', 'a', 'd', '!'}
+	flipped := slices.Clone(zs)
+	flipped[len(flipped)/2] ^= 0xff
+	wrongMagic := slices.Clone(zs)
+	wrongMagic[3] = 0xfe
+	cases := []struct {
+		name    string
+		file    string
+		content []byte
+		code    int
+		says    string // on stderr when code != 0, else on stdout
+	}{
+		{"zstd", "x.json.zst", zs, 0, "x.json.zst: zstd, "},
+		{"zstd cut in its checksum", "x.json.zst", zs[:len(zs)-1], 1, "starts as zstd but does not decode: the zstd frame is cut short"},
+		{"zstd cut in half", "x.json.zst", zs[:len(zs)/2], 1, "starts as zstd but does not decode: the zstd frame is cut short"},
+		{"zstd header only", "x.json.zst", zs[:5], 1, "starts as zstd but does not decode: the zstd frame is cut short"},
+		{"zstd magic only", "x.json.zst", zs[:4], 1, "starts as zstd but does not decode: the zstd frame is cut short"},
+		{"zstd padded", "x.json.zst", append(slices.Clone(zs), 'x'), 1, "starts as zstd but does not decode: 1 bytes follow the zstd frame"},
+		{"zstd padded with zeros", "x.json.zst", append(slices.Clone(zs), make([]byte, 512)...), 1, "512 bytes follow the zstd frame"},
+		{"zstd and a skippable frame", "x.json.zst", append(slices.Clone(zs), skippable...), 1, "12 bytes follow the zstd frame"},
+		{"zstd twice", "x.json.zst", append(slices.Clone(zs), zs...), 1, fmt.Sprintf("%d bytes follow the zstd frame", len(zs))},
+		{"zstd damaged", "x.json.zst", flipped, 1, "starts as zstd but does not decode"},
+		{"zstd wrong magic", "x.json.zst", wrongMagic, 1, "x.json.zst is named as zstd, but it starts with neither zstd's magic bytes (28 b5 2f fd) nor an export's \"{\": it starts with 28 b5 2f fe"},
+		{"gzip wrong magic", "x.json.gz", append([]byte{0x1f, 0x8c}, gz[2:]...), 1, "x.json.gz is named as gzip, but it starts with neither gzip's magic bytes (1f 8b)"},
+		{"gzip cut", "x.json.gz", gz[:len(gz)/2], 1, "starts as gzip but does not decode"},
+		{"gzip padded", "x.json.gz", append(slices.Clone(gz), 0), 1, "1 bytes follow the gzip stream"},
+		{"a .gz that is plain", "x.json.gz", golden, 0, "x.json.gz: note: its name says gzip, but it holds plain JSON (saved decoded?); checked as what it holds"},
+		{"a .zst that is plain", "x.json.zst", golden, 0, "its name says zstd, but it holds plain JSON"},
+		{"a .json that is zstd", "x.json", zs, 0, "x.json: note: its name says plain JSON, but it holds zstd; checked as what it holds"},
+		{"a .zst that is gzip", "x.json.zst", gz, 0, "its name says zstd, but it holds gzip"},
+		{"a .gz that is plain and broken", "x.json.gz", golden[:100], 1, "is not a well-formed export"},
+		{"xz", "x.json.xz", append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, zs...), 1, "x.json.xz is compressed with xz; verify reads plain, gzip and zstd files: decompress it first"},
+		{"bzip2", "x.json", []byte("BZh91AY&SY"), 1, "is compressed with bzip2"},
+		{"empty", "x.json.zst", nil, 1, "x.json.zst is empty"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), c.file)
+			require.NoError(t, os.WriteFile(file, c.content, 0o600))
+			code, stdout, stderr := runCmd("verify", file)
+			require.Equal(t, c.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			if c.code == 0 {
+				require.Contains(t, stdout, c.says)
+				require.Contains(t, stdout, "well-formed export, format 1.0")
+				return
+			}
+			require.NotContains(t, stdout, "well-formed")
+			require.Contains(t, stderr, c.says)
+			require.Less(t, len(stderr), 500, "a short message: %s", stderr)
+		})
+	}
+}
+
+// TestEveryCutIsRefused: a compressed file cut at any byte, a block's
+// boundary included, is refused, never taken for a shorter document.
+func TestEveryCutIsRefused(t *testing.T) {
+	// Letters that compress poorly, in a 1 KiB window: a frame of many
+	// blocks.
+	doc := make([]byte, 8<<10)
+	for i := range doc {
+		doc[i] = 'a' + byte(i*7919%26)
+	}
+	gz := gzipBytes(t, doc)
+	zs := zstdBytes(t, doc, zstd.WithWindowSize(1<<10))
+	var h zstd.Header
+	require.NoError(t, h.Decode(zs))
+	require.False(t, h.FirstBlock.Last, "more than one block")
+	for n := len(zstdMagic); n < len(zs); n++ {
+		_, err := decodeFile("x.zst", zs[:n], maxDecoded, io.Discard)
+		require.ErrorContains(t, err, "x.zst starts as zstd but does not decode: the zstd frame is cut short", "cut to %d of %d bytes", n, len(zs))
+	}
+	for n := len(gzipMagic); n < len(gz); n++ {
+		_, err := decodeFile("x.gz", gz[:n], maxDecoded, io.Discard)
+		require.ErrorContains(t, err, "x.gz starts as gzip but does not decode", "cut to %d of %d bytes", n, len(gz))
+	}
+	b, err := decodeFile("x.zst", zs, maxDecoded, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, doc, b)
+}
+
+// TestDecodeLimit: a compressed file that decodes past the limit is
+// refused, not read to its end (4 GiB in the command; less here).
+func TestDecodeLimit(t *testing.T) {
+	big := bytes.Repeat([]byte("{"), 1<<20)
+	for _, c := range []struct {
+		coding string
+		b      []byte
+	}{{"gzip", gzipBytes(t, big)}, {"zstd", zstdBytes(t, big)}} {
+		t.Run(c.coding, func(t *testing.T) {
+			require.Less(t, len(c.b), 1<<16, "the file is small; what it decodes to is not")
+			_, err := decodeFile("bomb", c.b, 1<<19, io.Discard)
+			require.ErrorContains(t, err, "bomb starts as "+c.coding+" but does not decode: it decodes to more than 524288 bytes")
+			b, err := decodeFile("bomb", c.b, 1<<20, io.Discard)
+			require.NoError(t, err, "exactly the limit is allowed")
+			require.Len(t, b, 1<<20)
+		})
+	}
+	require.EqualError(t, tooLarge(maxDecoded), "it decodes to more than 4 GiB")
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+// zstdBytes is b as one zstd frame with a checksum.
+func zstdBytes(t *testing.T, b []byte, opts ...zstd.EOption) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, append([]zstd.EOption{zstd.WithEncoderConcurrency(1)}, opts...)...)
+	require.NoError(t, err)
+	_, err = zw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
 }

@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/agentbot/export"
 )
@@ -43,13 +46,11 @@ func verify(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: its SHA-256 matches the digest: these are the bytes the endpoint sent\n", args[0])
 	}
-	// A gzip-coded download saved as received (the digest is of those
-	// bytes): the document is what it decodes to.
-	if bytes.HasPrefix(b, gzipMagic) {
-		if b, err = gunzip(b); err != nil {
-			return fmt.Errorf("%s starts as gzip but does not decode: %w", args[0], err)
-		}
-		fmt.Fprintf(stdout, "%s: gzip, %d bytes decoded\n", args[0], len(b))
+	// A compressed file, told by its magic bytes (a download saved as
+	// received, whose digest is of those bytes, or -o file.json.gz): the
+	// document is what it decodes to.
+	if b, err = decodeFile(args[0], b, maxDecoded, stdout); err != nil {
+		return err
 	}
 	doc, err := export.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -84,33 +85,197 @@ func verify(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// gzipMagic starts every gzip stream (RFC 1952); no export does ("{").
-var gzipMagic = []byte{0x1f, 0x8b}
+// Magic bytes. No export starts with any of them: it starts with "{".
+var (
+	gzipMagic = []byte{0x1f, 0x8b}             // RFC 1952
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd} // RFC 8878
+)
 
-// maxDecoded bounds what verify decodes from a gzip file, so that a file
-// that expands without end (a "gzip bomb") fails instead of taking the
+// fileCodings are the compressions verify decodes.
+var fileCodings = []struct {
+	name   string
+	ext    string
+	magic  []byte
+	decode func(b []byte, limit int) ([]byte, error)
+}{
+	{"gzip", ".gz", gzipMagic, gunzip},
+	{"zstd", ".zst", zstdMagic, unzstd},
+}
+
+// otherMagic names compressions verify does not read, so that such a
+// file is named for what it is rather than called malformed JSON.
+var otherMagic = []struct {
+	name  string
+	magic []byte
+}{
+	{"bzip2", []byte("BZh")},
+	{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}},
+	{"zip", []byte("PK\x03\x04")},
+	{"LZ4", []byte{0x04, 0x22, 0x4d, 0x18}},
+}
+
+// maxDecoded bounds what verify decodes from a compressed file, so that
+// a file that expands without end (a "bomb") fails instead of taking the
 // machine's memory.
 const maxDecoded = 4 << 30
 
+// maxZstdWindow bounds the window a zstd file may ask the decoder to keep
+// (its memory): 128 MiB, what the zstd command decodes without --long.
+// The endpoint's and the command's files use a few MiB.
+const maxZstdWindow = 128 << 20
+
+// decodeFile returns the document a file holds: b itself when it is
+// plain, what it decodes to when its magic bytes say gzip or zstd,
+// refused when it decodes to more than limit bytes, is cut or padded. The
+// kind of file is its magic bytes' and not its name's, which may be
+// wrong (a browser saves a download decoded under the name it was
+// given); a name that disagrees is noted on w.
+func decodeFile(name string, b []byte, limit int, w io.Writer) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", name)
+	}
+	named := "plain JSON"
+	for _, c := range fileCodings {
+		if strings.EqualFold(filepath.Ext(name), c.ext) {
+			named = c.name
+		}
+	}
+	for _, c := range fileCodings {
+		if !bytes.HasPrefix(b, c.magic) {
+			continue
+		}
+		out, err := c.decode(b, limit)
+		if err != nil {
+			return nil, fmt.Errorf("%s starts as %s but does not decode: %w", name, c.name, err)
+		}
+		fmt.Fprintf(w, "%s: %s, %d bytes decoded\n", name, c.name, len(out))
+		if named != c.name {
+			fmt.Fprintf(w, "%s: note: its name says %s, but it holds %s; checked as what it holds\n", name, named, c.name)
+		}
+		return out, nil
+	}
+	for _, m := range otherMagic {
+		if bytes.HasPrefix(b, m.magic) {
+			return nil, fmt.Errorf("%s is compressed with %s; verify reads plain, gzip and zstd files: decompress it first", name, m.name)
+		}
+	}
+	if named != "plain JSON" {
+		if first := bytes.TrimLeft(b, " \t\r\n"); len(first) == 0 || first[0] != '{' {
+			return nil, fmt.Errorf("%s is named as %s, but it starts with neither %s's magic bytes (% x) nor an export's \"{\": it starts with % x", name, named, named, magicOf(named), b[:min(len(b), 4)])
+		}
+		fmt.Fprintf(w, "%s: note: its name says %s, but it holds plain JSON (saved decoded?); checked as what it holds\n", name, named)
+	}
+	return b, nil
+}
+
+func magicOf(name string) []byte {
+	for _, c := range fileCodings {
+		if c.name == name {
+			return c.magic
+		}
+	}
+	return nil
+}
+
+// tooLarge is the error for a file that decodes past limit.
+func tooLarge(limit int) error {
+	if limit%(1<<30) == 0 {
+		return fmt.Errorf("it decodes to more than %d GiB", limit>>30)
+	}
+	return fmt.Errorf("it decodes to more than %d bytes", limit)
+}
+
 // gunzip decodes a whole gzip file, of one member (as the endpoint sends).
-func gunzip(b []byte) ([]byte, error) {
+func gunzip(b []byte, limit int) ([]byte, error) {
 	br := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than its member
 	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return nil, err
 	}
 	zr.Multistream(false)
-	out, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
+	out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(out) > maxDecoded {
-		return nil, fmt.Errorf("it decodes to more than %d GiB", maxDecoded>>30)
+	if len(out) > limit {
+		return nil, tooLarge(limit)
 	}
 	if br.Len() > 0 {
 		return nil, fmt.Errorf("%d bytes follow the gzip stream", br.Len())
 	}
 	return out, nil
+}
+
+// unzstd decodes a whole zstd file, of one frame (as the endpoint and the
+// command write). The frame's end is found first, by its block headers,
+// so that anything after it is refused, as for gzip: a zstd reader would
+// otherwise go on to decode a second frame, and skip a skippable one
+// silently.
+func unzstd(b []byte, limit int) ([]byte, error) {
+	n, err := zstdFrameLen(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > n {
+		return nil, fmt.Errorf("%d bytes follow the zstd frame", len(b)-n)
+	}
+	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > limit {
+		return nil, tooLarge(limit)
+	}
+	return out, nil
+}
+
+// errZstdCut is a zstd frame that ends before its last block and
+// checksum: a partial download or a cut copy.
+var errZstdCut = errors.New("the zstd frame is cut short (a partial download or copy?)")
+
+// zstdFrameLen returns the length of the zstd frame that b starts with,
+// from its header and its blocks' headers (RFC 8878, 3.1.1), without
+// decoding it.
+func zstdFrameLen(b []byte) (int, error) {
+	var h zstd.Header
+	rest, err := h.DecodeAndStrip(b)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, errZstdCut
+	}
+	if err != nil {
+		return 0, err
+	}
+	for last := false; !last; {
+		if len(rest) < 3 {
+			return 0, errZstdCut
+		}
+		hdr := uint32(rest[0]) | uint32(rest[1])<<8 | uint32(rest[2])<<16
+		last = hdr&1 != 0
+		size := int(hdr >> 3)
+		switch hdr >> 1 & 3 {
+		case 1: // RLE: one byte, repeated
+			size = 1
+		case 3:
+			return 0, errors.New("a zstd block of the reserved type: the file is damaged")
+		}
+		rest = rest[3:]
+		if len(rest) < size {
+			return 0, errZstdCut
+		}
+		rest = rest[size:]
+	}
+	if h.HasCheckSum {
+		if len(rest) < 4 {
+			return 0, errZstdCut
+		}
+		rest = rest[4:]
+	}
+	return len(b) - len(rest), nil
 }
 
 // describeDifference names how got departs from want, the endpoint's

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"html"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,9 +73,18 @@ func browse(t *testing.T, bin, url, shot string) string {
 type browserServer struct {
 	*httptest.Server
 	app *app
+	db  *sql.DB // the demo's SQLite file, for tests that add records
 
 	mu       sync.Mutex
 	statuses map[string]int // path -> last status
+	exports  []exchange     // every request for /api/export, in order
+}
+
+// exchange is what a client asked of /api/export and what it was sent.
+type exchange struct {
+	userAgent, acceptEncoding string // the request's
+	status                    int
+	contentEncoding           string // the response's, as sent
 }
 
 func newBrowserServer(t *testing.T, signedIn func(path string) bool, opts ...export.Option) *browserServer {
@@ -83,7 +94,7 @@ func newBrowserServer(t *testing.T, signedIn func(path string) bool, opts ...exp
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { data.db.Close() })
-	b := &browserServer{app: newApp(data.store, data.users, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...), statuses: map[string]int{}}
+	b := &browserServer{app: newApp(data.store, data.users, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...), db: data.db, statuses: map[string]int{}}
 	b.app.sessions["browser-test-session"] = "demo-jane"
 	routes := b.app.routes()
 	mux := http.NewServeMux()
@@ -96,11 +107,20 @@ func newBrowserServer(t *testing.T, signedIn func(path string) bool, opts ...exp
 		if signedIn(r.URL.Path) {
 			r.AddCookie(&http.Cookie{Name: cookieName, Value: "browser-test-session"})
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		// Recorded as the headers leave, so before the client can have
+		// the answer: a test that asks right after a response sees it.
+		rec := &statusRecorder{ResponseWriter: w, onHeader: func(status int, encoding string) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.statuses[r.URL.Path] = status
+			if r.URL.Path == "/api/export" {
+				b.exports = append(b.exports, exchange{r.UserAgent(), r.Header.Get("Accept-Encoding"), status, encoding})
+			}
+		}}
 		routes.ServeHTTP(rec, r)
-		b.mu.Lock()
-		b.statuses[r.URL.Path] = rec.status
-		b.mu.Unlock()
+		if !rec.wroteHeader {
+			rec.WriteHeader(http.StatusOK) // as net/http would, for a handler that wrote nothing
+		}
 	})
 	b.Server = httptest.NewServer(mux)
 	t.Cleanup(b.Close)
@@ -127,12 +147,38 @@ func (b *browserServer) notFound() []string {
 	return paths
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
+// exportsSince returns the exchanges with /api/export after the first n.
+func (b *browserServer) exportsSince(n int) []exchange {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.exports[n:])
 }
 
-func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+// statusRecorder tells onHeader the status and the Content-Encoding
+// just before they are sent; Unwrap lets the export's
+// http.ResponseController reach the connection beneath.
+type statusRecorder struct {
+	http.ResponseWriter
+	onHeader    func(status int, contentEncoding string)
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.wroteHeader = true
+		s.onHeader(code, s.Header().Get("Content-Encoding"))
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.wroteHeader {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // clickPage shows the demo page in a frame, reports the download link's
 // look in its title, clicks the link as a user would, and puts what the
