@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/agentbot/export"
 	"github.com/agentbot/export/memstore"
@@ -362,6 +363,76 @@ func TestEncoderFailures(t *testing.T) {
 				h.ServeHTTP(rec, req)
 				requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"could not compress document"}`)
 				require.Empty(t, rec.Header().Get("Content-Encoding"))
+			})
+		}
+	}
+}
+
+// failingCoder is a coding that fails once it has been given after bytes
+// (on Write), or when it is closed (closeFails). Its output is discarded
+// beyond a first byte, so that a coded spool exists.
+type failingCoder struct {
+	w          io.Writer
+	after      int
+	closeFails bool
+	n          int
+}
+
+func (f *failingCoder) Write(p []byte) (int, error) {
+	if f.n == 0 {
+		f.w.Write([]byte{'x'})
+	}
+	f.n += len(p)
+	if f.after >= 0 && f.n > f.after {
+		return 0, errSecret
+	}
+	return len(p), nil
+}
+
+func (f *failingCoder) Close() error {
+	if f.closeFails {
+		return errSecret
+	}
+	return nil
+}
+
+// TestCodedSpoolFailures: a coding that fails part-way, or at its end, is
+// a clean 500 (could not compress document) whether the document stayed
+// in memory or was compressed from the spool's file by its follower; no
+// file is left, no goroutine outlives the request, and the next export
+// is served.
+func TestCodedSpoolFailures(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		after      int
+		closeFails bool
+	}{
+		{"fails at once", 0, false},
+		{"fails part-way", 50_000, false},
+		{"fails at the end", -1, true},
+	} {
+		for _, threshold := range []int{0, 4096} {
+			t.Run(fmt.Sprintf("%s/threshold=%d", c.name, threshold), func(t *testing.T) {
+				before := goleak.IgnoreCurrent()
+				dir := t.TempDir()
+				coding := export.WithEncoder("failing", func(w io.Writer) (io.WriteCloser, error) {
+					return &failingCoder{w: w, after: c.after, closeFails: c.closeFails}, nil
+				})
+				h := newTestHandler(t, bigStore(t, 2_000), fixedUser("big_user"), coding, export.WithSpool(threshold, dir))
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+				req.Header.Set("Accept-Encoding", "failing")
+				h.ServeHTTP(rec, req)
+				requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"could not compress document"}`)
+				require.Empty(t, rec.Header().Get("Content-Encoding"))
+				left, err := os.ReadDir(dir)
+				require.NoError(t, err)
+				require.Empty(t, left, "temporary files left")
+				goleak.VerifyNone(t, before)
+
+				ok := httptest.NewRecorder()
+				h.ServeHTTP(ok, httptest.NewRequest(http.MethodGet, "/api/export", nil))
+				require.Equal(t, http.StatusOK, ok.Code, "the next export, in identity")
 			})
 		}
 	}

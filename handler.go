@@ -469,11 +469,21 @@ func discardBody(r *http.Request) {
 // Repr-Digest (RFC 9530: the SHA-256 of the body, which a user can check
 // a downloaded file against). HEAD only counts and hashes the bytes.
 func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex *run, req Request, enc *encoder) {
+	// Content-Length and Repr-Digest are of the representation sent (RFC
+	// 9530), and HEAD codes as GET: a GET codes on the spool's side
+	// (codedSpool), a HEAD in line, only counting and hashing the bytes.
 	sp := &spool{dir: h.spoolDir, limit: h.spoolLimit, countOnly: r.Method == http.MethodHead, digest: true}
+	inline := enc
+	if enc != nil && r.Method != http.MethodHead {
+		var err error
+		if sp, err = codedSpool(h.spoolDir, h.spoolLimit, enc); err != nil {
+			h.fail(w, r, ev, err)
+			return
+		}
+		inline = nil
+	}
 	defer sp.Close()
-	// The spool holds the coded bytes: Content-Length and Repr-Digest
-	// are of the representation sent (RFC 9530), and HEAD codes as GET.
-	c, err := newCoder(sp, enc)
+	c, err := newCoder(sp, inline)
 	if err != nil {
 		h.fail(w, r, ev, err)
 		return
@@ -499,12 +509,13 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex
 		return
 	}
 	h.setSuccessHeaders(w, req, enc)
-	w.Header().Set("Content-Length", strconv.FormatInt(sp.size, 10))
-	w.Header().Set("Repr-Digest", sp.reprDigest())
+	rep := sp.rep()
+	w.Header().Set("Content-Length", strconv.FormatInt(rep.size, 10))
+	w.Header().Set("Repr-Digest", rep.reprDigest())
 	w.WriteHeader(http.StatusOK)
 	ev.Outcome = OutcomeExported
 	if r.Method == http.MethodHead {
-		ev.SentBytes = sp.size
+		ev.SentBytes = rep.size
 		return
 	}
 	ev.SentBytes, err = sp.WriteTo(&ex.client)

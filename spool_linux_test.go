@@ -29,10 +29,16 @@ func TestSpoolFileSystemFull(t *testing.T) {
 		dir := t.TempDir()
 		big := goldenCases(t)["many-records"]
 		h := newTestHandler(t, storeOf(t, big), fixedUser(big.User.ID), export.WithSpool(4096, dir))
-		requireErrorResponse(t, do(h, http.MethodGet), http.StatusInternalServerError, `{"error":"Export failed","message":"could not spool document"}`)
-		require.Zero(t, openFilesIn(t, dir), "the spool file is still open")
-		left, _ := os.ReadDir(dir)
-		require.Empty(t, left, "temporary files left behind")
+		for _, coding := range []string{"identity", "gzip"} { // gzip: the document's file fills while its compressor follows it
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+			req.Header.Set("Accept-Encoding", coding)
+			h.ServeHTTP(rec, req)
+			requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"could not spool document"}`)
+			require.Zero(t, openFilesIn(t, dir), "%s: the spool file is still open", coding)
+			left, _ := os.ReadDir(dir)
+			require.Empty(t, left, "%s: temporary files left behind", coding)
+		}
 		small := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"), export.WithSpool(4096, dir))
 		require.Equal(t, http.StatusOK, do(small, http.MethodGet).Code, "the process keeps serving")
 		return

@@ -95,6 +95,7 @@ type config struct {
 	postgres  string
 	mysql     string
 	skipNode  bool
+	skipCoded bool
 	clients   int
 	loadFor   time.Duration
 	skipLoad  bool
@@ -116,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL DSN: also run the comparison on PostgreSQL, in schemas bench_v* of that database, kept between runs")
 	fs.StringVar(&c.mysql, "mysql", "", "MySQL or MariaDB DSN: also report the comparison there (no goals), in tables of that database made anew when stale")
 	fs.BoolVar(&c.skipNode, "skip-node", false, "do not time the original Node.js route on PostgreSQL")
+	fs.BoolVar(&c.skipCoded, "skip-codings", false, "do not time the library's gzip and zstd downloads beside identity")
 	fs.IntVar(&c.clients, "clients", 32, "concurrent clients in the load run")
 	fs.DurationVar(&c.loadFor, "load-for", 10*time.Second, "duration of the load run")
 	fs.BoolVar(&c.skipLoad, "skip-load", false, "skip the load run")
@@ -157,6 +159,7 @@ type measured struct {
 	ds                    dataset
 	goals                 bool // the project's goals apply (SQLite, PostgreSQL)
 	lib, naive, raw, node []sample
+	coded                 map[string][]sample // the library's downloads by content coding (codings)
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -243,6 +246,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 				runs *[]sample
 				fn   func(dataset) (sample, error)
 			}{{&m.raw, r.raw}, {&m.lib, r.library}, {&m.naive, r.naive}}
+			if !cfg.skipCoded {
+				if m.coded == nil {
+					m.coded = map[string][]sample{}
+				}
+				for _, coding := range codings {
+					steps = append(steps, struct {
+						runs *[]sample
+						fn   func(dataset) (sample, error)
+					}{nil, func(ds dataset) (sample, error) {
+						s, err := r.libraryCoded(ds, coding)
+						if err == nil {
+							m.coded[coding] = append(m.coded[coding], s)
+						}
+						return s, err
+					}})
+				}
+			}
 			if node != nil && m.ds.dialect == sqlstore.Postgres {
 				steps = append(steps, struct {
 					runs *[]sample
@@ -254,7 +274,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 				if err != nil {
 					return fmt.Errorf("%s: %w", m.ds.title(), err)
 				}
-				*st.runs = append(*st.runs, s)
+				if st.runs != nil {
+					*st.runs = append(*st.runs, s)
+				}
 			}
 		}
 	}
@@ -263,12 +285,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	goal := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT MET"
-	}
+	goal := goalText
 	for _, m := range all {
 		l, n, w := median(m.lib), median(m.naive), median(m.raw)
 		out("## %s: export of one account of %s records (%s per section)\n\n", m.ds.title(), thousands(3*cfg.rows), thousands(cfg.rows))
@@ -296,6 +313,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			out("- the original route took %s the library's time, with %s of peak RSS growth (a comparison, not a goal)\n", ratio(o.dur, l.dur), mb(o.growth))
 		}
 		out("\n")
+		if len(m.coded) > 0 {
+			codedTable(out, m)
+		}
 	}
 	if node == nil && nodeNote != "" {
 		out("The original Node.js route was not timed: %s.\n\n", nodeNote)
@@ -393,6 +413,16 @@ func summary(out func(string, ...any), all []*measured, runs int) {
 		return strconv.FormatFloat(float64(median(m.naive).dur)/float64(median(m.lib).dur), 'f', 2, 64) + "x"
 	})
 	row("library peak RSS growth (goal: at most 32 MB)", func(m *measured) string { return mb(median(m.lib).growth) })
+	if len(all[0].coded) > 0 {
+		row("gzip download / identity download, time (goal: at most 1.30x)", func(m *measured) string {
+			return ratio(median(m.coded["gzip"]).dur, median(m.lib).dur)
+		})
+		row("gzip download: times smaller (goal: at least 5x)", func(m *measured) string { return smaller(median(m.lib), median(m.coded["gzip"])) })
+		row("zstd download / identity download, time", func(m *measured) string {
+			return ratio(median(m.coded["zstd"]).dur, median(m.lib).dur)
+		})
+		row("zstd download: times smaller", func(m *measured) string { return smaller(median(m.lib), median(m.coded["zstd"])) })
+	}
 	row("goals", func(m *measured) string {
 		if !m.goals {
 			return "none"
@@ -507,4 +537,39 @@ func child(mode string, args []string) error {
 		return http.Serve(l, mux)
 	}
 	return fmt.Errorf("unknown child mode %q", mode)
+}
+
+// codedTable reports the library's downloads in each content coding
+// beside identity, with the compressed-transfer goals for gzip.
+func codedTable(out func(string, ...any), m *measured) {
+	l := median(m.lib)
+	out("Compressed downloads, the same export through the example server (`Accept-Encoding` of one coding; median of %s):\n\n", plural(len(m.lib), "run"))
+	out("| coding | time | vs identity | bytes sent | times smaller | peak RSS growth |\n|---|---:|---:|---:|---:|---:|\n")
+	out("| identity | %s | 1.00x | %s | 1.0x | %s |\n", secs(l.dur), mb(l.bytes), mb(l.growth))
+	for _, coding := range codings {
+		c := median(m.coded[coding])
+		out("| %s | %s | %s | %s | %s | %s |\n", coding, secs(c.dur), ratio(c.dur, l.dur), mb(c.bytes), smaller(l, c), mb(c.growth))
+	}
+	out("\n")
+	if m.goals {
+		g := median(m.coded["gzip"])
+		out("- gzip took %s the identity download's time (goal: at most 1.30x): %s\n", ratio(g.dur, l.dur), goalText(10*g.dur <= 13*l.dur))
+		out("- gzip sent %s fewer bytes (goal: at least 5x): %s\n", smaller(l, g), goalText(g.bytes*5 <= l.bytes))
+		out("- gzip's peak RSS grew by %s (goal: at most 32 MB): %s\n\n", mb(g.growth), goalText(g.growth <= 32<<20))
+	}
+}
+
+// smaller says how many times fewer bytes c sent than l.
+func smaller(l, c sample) string {
+	if c.bytes == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(l.bytes)/float64(c.bytes), 'f', 1, 64) + "x"
+}
+
+func goalText(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT MET"
 }

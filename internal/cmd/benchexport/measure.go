@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/agentbot/export"
 	"github.com/agentbot/export/sqlstore"
@@ -46,7 +49,10 @@ func (r *runner) buildServer() error {
 
 // library exports the dataset's user through the example server: sign in,
 // then GET /api/export.
-func (r *runner) library(ds dataset) (sample, error) {
+func (r *runner) library(ds dataset) (sample, error) { return r.libraryCoded(ds, "") }
+
+// libraryCoded is library with Accept-Encoding: coding ("" for none).
+func (r *runner) libraryCoded(ds dataset, coding string) (sample, error) {
 	p, err := startProcess(r.ctx, r.dir, append([]string{r.server}, ds.dbArgs()...), true)
 	if err != nil {
 		return sample{}, err
@@ -56,7 +62,7 @@ func (r *runner) library(ds dataset) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	return r.timedFetch(p, cookie)
+	return r.timedFetchCoded(p, cookie, coding)
 }
 
 // naive exports through the naive handler, in a process of its own.
@@ -70,12 +76,16 @@ func (r *runner) naive(ds dataset) (sample, error) {
 }
 
 func (r *runner) timedFetch(p *process, cookie *http.Cookie) (sample, error) {
+	return r.timedFetchCoded(p, cookie, "")
+}
+
+func (r *runner) timedFetchCoded(p *process, cookie *http.Cookie, coding string) (sample, error) {
 	base, err := p.resetPeak()
 	if err != nil {
 		return sample{}, err
 	}
 	start := time.Now()
-	status, n, err := fetch(r.ctx, p.addr, cookie, io.Discard)
+	status, n, err := fetchCoded(r.ctx, p.addr, cookie, coding, io.Discard)
 	d := time.Since(start)
 	if err == nil && status != 200 {
 		err = fmt.Errorf("status %d", status)
@@ -160,15 +170,26 @@ func (r *runner) verifyUser(ds dataset, lib *process, user string) error {
 		return err
 	}
 	defer naive.stop()
-	doc, err := r.libraryDocument(lib, user)
+	doc, err := r.libraryDocument(lib, user, "")
 	if err != nil {
 		return err
+	}
+	got := lines(doc)
+	if user == ds.userID { // the measured downloads decode to the same data
+		for _, coding := range codings {
+			coded, err := r.libraryDocument(lib, user, coding)
+			if err != nil {
+				return fmt.Errorf("%s: %w", coding, err)
+			}
+			if !slices.Equal(lines(coded), got) {
+				return fmt.Errorf("the %s download decodes to other data than the identity one", coding)
+			}
+		}
 	}
 	var want strings.Builder
 	if status, _, err := fetch(r.ctx, naive.addr, nil, &want); err != nil || status != 200 {
 		return fmt.Errorf("the naive export: status %d, %v\n%s", status, err, naive.logTail())
 	}
-	got := lines(doc)
 	naiveDoc, err := decodeNaive(want.String())
 	if err != nil {
 		return err
@@ -189,21 +210,26 @@ func (r *runner) verifyUser(ds dataset, lib *process, user string) error {
 }
 
 // libraryDocument signs in to the example server as user and decodes its
-// export.
-func (r *runner) libraryDocument(lib *process, user string) (*export.Document, error) {
+// export, downloaded in coding ("" for identity).
+func (r *runner) libraryDocument(lib *process, user, coding string) (*export.Document, error) {
 	cookie, err := login(r.ctx, lib.addr, user)
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		status, _, err := fetch(r.ctx, lib.addr, cookie, pw)
+		status, _, err := fetchCoded(r.ctx, lib.addr, cookie, coding, pw)
 		if err == nil && status != 200 {
 			err = fmt.Errorf("status %d", status)
 		}
 		pw.CloseWithError(err)
 	}()
-	doc, err := export.Decode(pr)
+	body, err := decoded(pr, coding)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	doc, err := export.Decode(body)
 	if err != nil {
 		return nil, fmt.Errorf("the library's export does not decode: %w\n%s", err, lib.logTail())
 	}
@@ -318,4 +344,25 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// codings are the content codings measured beside identity: the one the
+// library builds in, and the one the example server adds.
+var codings = []string{"gzip", "zstd"}
+
+// decoded reads r decoded from coding.
+func decoded(r io.Reader, coding string) (io.ReadCloser, error) {
+	switch coding {
+	case "":
+		return io.NopCloser(r), nil
+	case "gzip":
+		return gzip.NewReader(r)
+	case "zstd":
+		d, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	}
+	return nil, fmt.Errorf("no decoder for %q", coding)
 }

@@ -154,7 +154,7 @@ func (n *nodeRoute) verify(r *runner, ds dataset) error {
 		return err
 	}
 	defer lib.stop()
-	libDoc, err := r.libraryDocument(lib, ds.userID)
+	libDoc, err := r.libraryDocument(lib, ds.userID, "")
 	if err != nil {
 		return err
 	}

@@ -197,12 +197,22 @@ func login(ctx context.Context, addr, userID string) (*http.Cookie, error) {
 // fetch GETs /api/export and copies the body to w, returning the status
 // and the number of bytes.
 func fetch(ctx context.Context, addr string, cookie *http.Cookie, w io.Writer) (int, int64, error) {
+	return fetchCoded(ctx, addr, cookie, "", w)
+}
+
+// fetchCoded is fetch with Accept-Encoding: coding (none if ""), and
+// fails unless the answer is in that coding. The body is copied to w as
+// sent, not decoded (client never decodes), and n counts the bytes sent.
+func fetchCoded(ctx context.Context, addr string, cookie *http.Cookie, coding string, w io.Writer) (int, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/export", nil)
 	if err != nil {
 		return 0, 0, err
 	}
 	if cookie != nil {
 		req.AddCookie(cookie)
+	}
+	if coding != "" {
+		req.Header.Set("Accept-Encoding", coding)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -212,6 +222,9 @@ func fetch(ctx context.Context, addr string, cookie *http.Cookie, w io.Writer) (
 	n, err := io.Copy(w, resp.Body)
 	if err == nil && resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("read %d bytes of %d", n, resp.ContentLength)
+	}
+	if got := resp.Header.Get("Content-Encoding"); err == nil && resp.StatusCode == http.StatusOK && got != coding {
+		err = fmt.Errorf("asked for %q, got Content-Encoding %q", coding, got)
 	}
 	return resp.StatusCode, n, err
 }
