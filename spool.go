@@ -46,9 +46,8 @@ type spool struct {
 // codedSpool returns a spool that codes the document with enc on a
 // goroutine of its own, so that the export does not wait for the
 // compressor: the document is spooled as it is written, and once it is
-// in the file, the compressor follows the file as it grows, as the
-// hasher does, into a second spool (rep) whose bytes and digest are
-// those sent. It may fall behind by any amount without holding memory,
+// in the file, the compressor follows the file as it grows, into a
+// second spool (rep) whose bytes and digest are those sent. It may fall behind by any amount without holding memory,
 // and it catches up while the database sorts a section, when the
 // encoder has nothing to do. In line, gzip's level 1 took 1.5x the
 // identity export's time on benchexport's account on PostgreSQL (2
@@ -168,9 +167,8 @@ func (s *spool) drain() error {
 			f = follower{sink: writerFunc(s.code), end: s.endCoding}
 		case s.digest:
 			s.sum = sums.Get().(hash.Hash)
-			f = follower{sink: s.sum}
 		}
-		s.fl = startFlusher(s.file, f, max(s.limit, minFileBuffer))
+		s.fl = startFlusher(s.file, s.sum, f, max(s.limit, minFileBuffer))
 	}
 	buf, err := s.fl.swap(s.mem)
 	s.mem = buf
@@ -317,17 +315,19 @@ func (s *spool) Close() error {
 	return err
 }
 
-// flusher writes a spool's full buffers to its file on a goroutine of
-// its own, and, where the spool has a follower (the hasher of a digest,
-// or the compressor of a coded spool), a third goroutine follows the
-// file as it grows, reading it back. Buffers go to the writer on full and
-// come back on free; it stops at its first error, and keeps handing
-// buffers back so that the spool never waits for it in vain. The
-// follower reads from the file (the page cache) rather than the buffers,
-// so it may fall behind by any amount without holding memory: it catches
-// up when the encoder waits for the database (a sort before a section's
-// first row), instead of taking a core while the database and the
-// encoder need both.
+// flusher hashes a spool's full buffers (when it has a digest) and
+// writes them to its file on a goroutine of its own, and, where the
+// spool has a follower (the compressor of a coded spool), a third
+// goroutine follows the file as it grows, reading it back. Buffers go to
+// the writer on full and come back on free; it stops at its first error,
+// and keeps handing buffers back so that the spool never waits for it in
+// vain. Hashing a buffer takes a third of the time the encoder takes to
+// fill one, so the writer keeps up; an earlier hasher that followed the
+// file instead read every byte back for nothing. The compressor takes
+// as long as the encoder, so it reads from the file (the page cache)
+// rather than the buffers: it may fall behind by any amount without
+// holding memory, and catches up when the encoder waits for the database
+// (a sort before a section's first row).
 type flusher struct {
 	full   chan []byte
 	free   chan []byte
@@ -366,13 +366,16 @@ const flushQueue = 1
 // followChunk is how much of the file a follower reads at a time.
 const followChunk = 64 << 10
 
-func startFlusher(f *os.File, fo follower, size int) *flusher {
+func startFlusher(f *os.File, sum hash.Hash, fo follower, size int) *flusher {
 	fl := &flusher{full: make(chan []byte, flushQueue), free: make(chan []byte, flushQueue), done: make(chan struct{}), size: size,
 		more: make(chan struct{}, 1)}
 	go func() {
 		defer close(fl.done)
 		for b := range fl.full {
 			if fl.err == nil {
+				if sum != nil {
+					sum.Write(b)
+				}
 				if _, err := f.Write(b); err != nil {
 					fl.err = err
 					fl.failed.Store(true)
