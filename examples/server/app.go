@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/agentbot/export"
@@ -25,7 +26,10 @@ type app struct {
 	store  export.Store
 	users  []string // shown on the sign-in page
 	logger *slog.Logger
-	opts   []export.Option // the export handler's, after WithLogger
+	opts   []export.Option // the export handler's, after WithLogger and the codings
+	// builtinGzip: serve gzip with the library's own coding (the
+	// standard library's) rather than withFastGzip; -builtin-gzip.
+	builtinGzip bool
 	// replaced, if set, reports that the database file was replaced
 	// since the start: from then on every request is refused (503) until
 	// a restart opens the new file.
@@ -37,9 +41,20 @@ type app struct {
 }
 
 // withZstd registers zstd at its fastest level, one goroutine per export
-// (the library compresses on the export's own writing side).
+// (the library compresses on a goroutine of the export's own).
 var withZstd = export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) {
 	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+})
+
+// withFastGzip serves gzip through klauspost/compress's implementation
+// at its fastest level instead of the library's own (the standard
+// library's compress/gzip): the same format, which every client decodes
+// alike, at 2.2 times the speed on benchexport's 300,000-record
+// document (384 MB/s against 176 MB/s, 5.2x smaller either way). On
+// PostgreSQL, where the export itself is fastest, the built-in gzip
+// took 1.4x to 1.5x the identity download's time, this one about 1.0x.
+var withFastGzip = export.WithEncoder("gzip", func(w io.Writer) (io.WriteCloser, error) {
+	return gzip.NewWriterLevel(w, gzip.BestSpeed)
 })
 
 func newApp(store export.Store, users []string, logger *slog.Logger, opts ...export.Option) *app {
@@ -59,9 +74,13 @@ func (a *app) routes() http.Handler {
 	// methods to the mux's plain-text 405. The exact path only: nothing
 	// under /api/export/ serves an export.
 	//
-	// zstd is offered beside the built-in gzip, and preferred to it by a
-	// client that accepts both (Chromium and Firefox do).
-	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append([]export.Option{export.WithLogger(a.logger), withZstd}, a.opts...)...)
+	// zstd is offered beside gzip, and preferred to it by a client that
+	// accepts both (Chromium and Firefox do).
+	opts := []export.Option{export.WithLogger(a.logger), withZstd}
+	if !a.builtinGzip {
+		opts = append(opts, withFastGzip)
+	}
+	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append(opts, a.opts...)...)
 	mux.Handle("/api/export", exp)
 	if a.replaced != nil {
 		return a.refuseIfReplaced(mux)

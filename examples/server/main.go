@@ -9,7 +9,10 @@
 //
 // Flags: -addr (default 127.0.0.1:8080), -layout (prisma, the default, or
 // snake_case), -debug-addr (the runtime's profiles, for load tests; off),
-// -client-idle (the export's client deadline; the library's default).
+// -client-idle (the export's client deadline; the library's default),
+// -builtin-gzip (serve gzip with the library's own coding, the standard
+// library's, rather than klauspost/compress's faster one; for
+// benchexport's comparison).
 // Tables the layout names are created if missing, and the demo users
 // demo-jane and demo-sam are added only when there are no users at all: a
 // database that has the application's tables and users is served as it
@@ -69,6 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	fs.StringVar(&cfg.mysql, "mysql", "", "MySQL or MariaDB DSN to serve from, e.g. user:pass@tcp(localhost:3306)/app")
 	fs.StringVar(&cfg.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
 	clientIdle := fs.Duration("client-idle", 0, "how long a client may take to accept the next 32 KiB of an export before it is cut (0: the library's default, 30s)")
+	builtinGzip := fs.Bool("builtin-gzip", false, "serve gzip with the library's built-in coding (the standard library's) instead of klauspost/compress's faster one, to compare them")
 	debugAddr := fs.String("debug-addr", "", "also serve the Go runtime's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, and never for a public address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -86,6 +90,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	logger := slog.New(slog.NewTextHandler(out, nil))
 	app := newApp(data.store, data.users, logger, export.WithTimeouts(export.Timeouts{ClientIdle: *clientIdle}))
 	app.replaced = data.replaced
+	app.builtinGzip = *builtinGzip
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -320,3 +324,58 @@ func TestDemoCompressedDownloads(t *testing.T) {
 var exportedAt = regexp.MustCompile(`"exportedAt": "[^"]*"`)
 
 func withoutExportedAt(doc []byte) []byte { return exportedAt.ReplaceAll(doc, nil) }
+
+// TestDemoHeadMatchesGet: with the export's clock fixed, HEAD answers
+// with GET's Content-Length and Repr-Digest in every coding the demo
+// serves, its gzip (klauspost/compress) and the built-in one included:
+// the compressed bytes do not depend on how the document was cut into
+// writes (GET compresses from the spool's file, HEAD as it is written).
+func TestDemoHeadMatchesGet(t *testing.T) {
+	for _, builtin := range []bool{false, true} {
+		t.Run(fmt.Sprintf("builtin-gzip=%v", builtin), func(t *testing.T) {
+			data, err := openData(context.Background(), dataConfig{sqlite: filepath.Join(t.TempDir(), "demo.db"), layout: "prisma"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { data.db.Close() })
+			at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+			// A spool threshold of one byte: GET compresses from the file.
+			a := newApp(data.store, data.users, slog.New(slog.NewTextHandler(io.Discard, nil)),
+				export.WithClock(func() time.Time { return at }), export.WithSpool(1, t.TempDir()))
+			a.builtinGzip = builtin
+			a.sessions["head-test"] = "demo-jane"
+			srv := httptest.NewServer(a.routes())
+			t.Cleanup(srv.Close)
+			c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+			for _, coding := range []string{"identity", "gzip", "zstd"} {
+				var got [2]http.Header
+				for i, method := range []string{http.MethodGet, http.MethodHead} {
+					req, _ := http.NewRequest(method, srv.URL+"/api/export", nil)
+					req.Header.Set("Accept-Encoding", coding)
+					req.AddCookie(&http.Cookie{Name: cookieName, Value: "head-test"})
+					resp, err := c.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					body, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != http.StatusOK {
+						t.Fatalf("%s %s: %d %v", method, coding, resp.StatusCode, err)
+					}
+					if method == http.MethodGet && strconv.Itoa(len(body)) != resp.Header.Get("Content-Length") {
+						t.Fatalf("GET %s: %d bytes, Content-Length %s", coding, len(body), resp.Header.Get("Content-Length"))
+					}
+					got[i] = resp.Header
+				}
+				for _, h := range []string{"Content-Length", "Repr-Digest", "Content-Encoding"} {
+					if g, hd := got[0].Get(h), got[1].Get(h); g != hd || (h != "Content-Encoding" && g == "") {
+						t.Errorf("%s: GET's %s %q, HEAD's %q", coding, h, g, hd)
+					}
+				}
+				if want := strings.TrimPrefix(coding, "identity"); got[0].Get("Content-Encoding") != want {
+					t.Errorf("%s: Content-Encoding %q", coding, got[0].Get("Content-Encoding"))
+				}
+			}
+		})
+	}
+}
