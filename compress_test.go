@@ -437,3 +437,21 @@ func TestCodedSpoolFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestCodingFailureStopsTheExport: a coding that fails at its first
+// write, on a document past the threshold, stops the export then, not
+// after the store's last record.
+func TestCodingFailureStopsTheExport(t *testing.T) {
+	var ev export.Event
+	coding := export.WithEncoder("failing", func(w io.Writer) (io.WriteCloser, error) {
+		return &failingCoder{w: w, after: 0}, nil
+	})
+	h := newTestHandler(t, bigStore(t, 20_000), fixedUser("big_user"), coding, export.WithSpool(4096, t.TempDir()),
+		export.WithAuditHook(func(_ *http.Request, e export.Event) { ev = e }))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+	req.Header.Set("Accept-Encoding", "failing")
+	h.ServeHTTP(rec, req)
+	requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"could not compress document"}`)
+	require.Less(t, ev.Agents+ev.ScheduledTasks+ev.Workflows, 3*20_000, "the export went on after its coding failed")
+}

@@ -33,6 +33,13 @@ type encoder struct {
 //
 //	export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) { return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)) })
 //
+// The coded bytes must depend only on the document, not on how it is cut
+// into writes (as gzip's, zstd's and brotli's do): HEAD codes the
+// document as the exporter writes it, a spooled GET as it reads it back,
+// and both must answer with the same Content-Length and Repr-Digest.
+// A spooled GET codes on a goroutine of its own; the writer is used by
+// one goroutine at a time.
+//
 // NewHandler panics if name is not a token, or is "identity" or "*".
 func WithEncoder(name string, newWriter func(io.Writer) (io.WriteCloser, error)) Option {
 	return func(h *Handler) {

@@ -494,7 +494,11 @@ func (h *Handler) serveSpooled(w *trackingWriter, r *http.Request, ev *Event, ex
 		err = c.finish()
 	}
 	if err == nil {
-		err = sp.finish()
+		// Waiting for the compressor to finish is the writing side's
+		// progress, not a store that stands still.
+		ex.prog.writing.Add(1)
+		err = sp.finish(ex.ctx)
+		ex.prog.writing.Add(-1)
 	}
 	ev.record(res)
 	// The handler's counts, not the Exporter's word: a host's Exporter

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -20,8 +21,9 @@ import (
 // and writes it to the file while the encoder fills the other, so neither
 // the digest nor the file system's time is on the encoder's path: pprof
 // of the example server on a 300,000-record PostgreSQL export put SHA-256
-// at a fifth of its CPU, done inline. The two buffers are the only
-// memory: the encoder waits for the flusher if it falls behind.
+// at a fifth of its CPU, done inline. The two buffers are the spool's
+// memory: the encoder waits for the flusher if it falls behind. A coded
+// spool (codedSpool) holds, besides, its coded form's spool.
 type spool struct {
 	dir   string
 	limit int
@@ -41,23 +43,35 @@ type spool struct {
 	zw    io.WriteCloser
 	coded *spool
 	zErr  error // zw's first error, which is the coding's (coded's are the spool's)
+	// isCoded: this is a coded spool, whose buffers are smaller than a
+	// document's (see drain), so it keeps out of spoolBufs.
+	isCoded bool
 }
 
 // codedSpool returns a spool that codes the document with enc on a
 // goroutine of its own, so that the export does not wait for the
 // compressor: the document is spooled as it is written, and once it is
 // in the file, the compressor follows the file as it grows, into a
-// second spool (rep) whose bytes and digest are those sent. It may fall behind by any amount without holding memory,
-// and it catches up while the database sorts a section, when the
-// encoder has nothing to do. In line, gzip's level 1 took 1.5x the
-// identity export's time on benchexport's account on PostgreSQL (2
-// cores); following the file, 1.2x. (A compressor that also waited
-// while the encoder wrote, to leave the database and the encoder a core
-// each, did worse: 1.36x, with more left to compress at the end.) A
-// document that stays under the threshold is coded when it is complete,
-// in memory.
+// second spool (rep) whose bytes and digest are those sent. Reading the
+// file rather than the spool's buffers, it may fall behind by any amount
+// without holding more memory, and it catches up while the database
+// sorts a section, when the encoder has nothing to do. In line, gzip's
+// level 1 took 1.5x the identity export's time on benchexport's account
+// on PostgreSQL (2 cores); following the file, 1.2x. (A compressor that
+// also waited while the encoder wrote, to leave the database and the
+// encoder a core each, did worse: 1.36x, with more left to compress at
+// the end.)
+//
+// What it costs: a document under the threshold is coded when it is
+// complete, in memory, so the two forms may hold up to twice the
+// threshold; past it, the spool directory holds the whole document and
+// its coded form (with gzip, a fifth more than the document alone),
+// both removed by Close, and the coded form's spool takes two buffers of
+// minFileBuffer. The coding must not depend on how its input is cut
+// into writes (gzip and zstd do not): HEAD codes the exporter's writes,
+// GET this spool's reads of its file.
 func codedSpool(dir string, limit int, enc *encoder) (*spool, error) {
-	rep := &spool{dir: dir, limit: limit, digest: true}
+	rep := &spool{dir: dir, limit: limit, digest: true, isCoded: true}
 	zw, err := enc.newWriter(rep)
 	if err == nil && zw == nil {
 		err = errors.New("export: the " + enc.name + " encoder returned no writer")
@@ -115,7 +129,7 @@ func (s *spool) Write(p []byte) (int, error) {
 		s.size += int64(n)
 		return n, nil
 	}
-	if s.mem == nil {
+	if s.mem == nil && !s.isCoded {
 		if b, ok := spoolBufs.Get().(*[]byte); ok {
 			s.mem = (*b)[:0]
 		}
@@ -126,7 +140,7 @@ func (s *spool) Write(p []byte) (int, error) {
 		p = p[k:]
 		s.size += int64(k)
 		if err := s.drain(); err != nil {
-			return n - len(p), &Error{Stage: StageSpool, Err: err}
+			return n - len(p), err
 		}
 	}
 	s.mem = append(s.mem, p...)
@@ -152,10 +166,11 @@ func (s *spool) hash(p []byte) {
 
 // drain hands what is buffered to the flusher, creating the file and
 // starting the flusher the first time, and goes on in the other buffer.
+// Its errors are the handler's: a *Error with its stage.
 func (s *spool) drain() error {
 	if s.fl == nil {
 		if err := s.toFile(); err != nil {
-			return err
+			return &Error{Stage: StageSpool, Err: err}
 		}
 		var f follower
 		switch {
@@ -172,7 +187,15 @@ func (s *spool) drain() error {
 	}
 	buf, err := s.fl.swap(s.mem)
 	s.mem = buf
-	return err
+	switch {
+	case err == nil:
+		return nil
+	case s.fl.followFail.Load() && !s.fl.failed.Load(): // the compressor's
+		if s.zErr != nil {
+			return s.codingError()
+		}
+	}
+	return &Error{Stage: StageSpool, Err: err}
 }
 func (s *spool) toFile() error {
 	f, err := os.CreateTemp(s.dir, "export-*.json")
@@ -190,9 +213,11 @@ func (s *spool) toFile() error {
 }
 
 // finish writes out what is still buffered and waits for the file to
-// hold it all, so that every failure of the spool happens before the
-// response's status is chosen.
-func (s *spool) finish() error {
+// hold it all, and for the coded spool to hold all of its coding, so that
+// every failure of the spool happens before the response's status is
+// chosen. The wait for the compressor ends with ctx (a client gone, the
+// total deadline): the coding is then abandoned.
+func (s *spool) finish(ctx context.Context) error {
 	if s.done {
 		return nil
 	}
@@ -213,8 +238,11 @@ func (s *spool) finish() error {
 	if len(s.mem) > 0 {
 		s.mem, err = s.fl.swap(s.mem)
 	}
-	if ferr := s.fl.stop(false); err == nil {
+	if ferr := s.fl.finish(ctx); err == nil {
 		err = ferr
+	}
+	if ctx.Err() != nil && s.zw != nil { // the coding was abandoned unfinished
+		return &Error{Stage: StageCompress, Err: context.Cause(ctx)}
 	}
 	if err != nil && (s.coded == nil || s.zErr == nil) {
 		return &Error{Stage: StageSpool, Err: err}
@@ -230,13 +258,20 @@ func (s *spool) finishCoded() error {
 		return nil
 	}
 	if s.zErr != nil {
-		var e *Error
-		if errors.As(s.zErr, &e) { // the coded spool's own failure, through the coding
-			return e
-		}
-		return &Error{Stage: StageCompress, Err: s.zErr}
+		return s.codingError()
 	}
-	return s.coded.finish()
+	return s.coded.finish(context.Background()) // its writer only: no follower
+}
+
+// codingError is the coding's first error as the handler names it: the
+// coded spool's own failure (a full disk), which reaches the coding as
+// the error of its writes, or the compressor's.
+func (s *spool) codingError() error {
+	var e *Error
+	if errors.As(s.zErr, &e) {
+		return e
+	}
+	return &Error{Stage: StageCompress, Err: s.zErr}
 }
 
 // reprDigest returns the Repr-Digest field value (RFC 9530) of what was
@@ -262,7 +297,7 @@ func (s *spool) WriteTo(w io.Writer) (int64, error) {
 		n, err := w.Write(s.mem)
 		return int64(n), err
 	}
-	if err := s.finish(); err != nil {
+	if err := s.finish(context.Background()); err != nil {
 		return 0, err
 	}
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
@@ -277,7 +312,7 @@ func (s *spool) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (s *spool) recycle() {
-	if s.mem != nil && cap(s.mem) <= 2*s.limit {
+	if s.mem != nil && cap(s.mem) <= 2*s.limit && !s.isCoded {
 		b := s.mem[:0]
 		spoolBufs.Put(&b)
 	}
@@ -341,7 +376,8 @@ type flusher struct {
 	written    atomic.Int64  // bytes in the file
 	more       chan struct{} // the follower is told of more bytes
 	followDone chan struct{} // closed when the follower ends; nil without one
-	followErr  error         // read after followDone is closed
+	followErr  error         // read after followDone is closed, or once followFailed is set
+	followFail atomic.Bool   // followErr is set: the spool stops taking bytes
 	abandon    atomic.Bool   // the export failed: stop following
 }
 
@@ -423,12 +459,16 @@ func (fl *flusher) follow(f *os.File, fo follower) {
 			}
 			if err != nil {
 				fl.followErr = err
+				fl.followFail.Store(true)
 				return
 			}
 		}
 		if ended {
-			if fo.end != nil {
-				fl.followErr = fo.end()
+			if fo.end != nil && !fl.abandon.Load() {
+				if err := fo.end(); err != nil {
+					fl.followErr = err
+					fl.followFail.Store(true)
+				}
 			}
 			return
 		}
@@ -441,6 +481,9 @@ func (fl *flusher) follow(f *os.File, fo follower) {
 func (fl *flusher) swap(b []byte) ([]byte, error) {
 	if fl.failed.Load() {
 		return b[:0], fl.err
+	}
+	if fl.followFail.Load() { // the coding failed: the export stops now
+		return b[:0], fl.followErr
 	}
 	fl.full <- b
 	select {
@@ -468,6 +511,28 @@ func (fl *flusher) stop(abandon bool) error {
 		<-fl.done
 		if fl.followDone != nil {
 			<-fl.followDone
+		}
+	}
+	if fl.err != nil {
+		return fl.err
+	}
+	return fl.followErr
+}
+
+// finish is stop for a document that is complete, waiting for the
+// follower only while ctx lasts: once ctx ends, it is abandoned.
+func (fl *flusher) finish(ctx context.Context) error {
+	if !fl.ended {
+		fl.ended = true
+		close(fl.full)
+		<-fl.done // the file's writes: the spool's buffers at most
+		if fl.followDone != nil {
+			select {
+			case <-fl.followDone:
+			case <-ctx.Done():
+				fl.abandon.Store(true)
+				<-fl.followDone // it stops within a chunk
+			}
 		}
 	}
 	if fl.err != nil {

@@ -1,6 +1,9 @@
 package export_test
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -8,8 +11,10 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/agentbot/export"
 )
@@ -38,6 +43,20 @@ func TestSpoolFileSystemFull(t *testing.T) {
 			require.Zero(t, openFilesIn(t, dir), "%s: the spool file is still open", coding)
 			left, _ := os.ReadDir(dir)
 			require.Empty(t, left, "%s: temporary files left behind", coding)
+		}
+		// The coded spool's own file fills (a coding that writes each
+		// byte 2,000 times: the document's file stays small): that is
+		// the spool's failure, not the compressor's, whether the
+		// document was coded from memory or from its file.
+		expand := export.WithEncoder("expand", func(w io.Writer) (io.WriteCloser, error) { return expander{w}, nil })
+		for _, threshold := range []int{1 << 20, 512} {
+			h := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"), expand, export.WithSpool(threshold, dir))
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+			req.Header.Set("Accept-Encoding", "expand")
+			h.ServeHTTP(rec, req)
+			requireErrorResponse(t, rec, http.StatusInternalServerError, `{"error":"Export failed","message":"could not spool document"}`)
+			require.Zero(t, openFilesIn(t, dir), "threshold %d: a spool file is still open", threshold)
 		}
 		small := newTestHandler(t, exampleStore(t), fixedUser("user_abc123"), export.WithSpool(4096, dir))
 		require.Equal(t, http.StatusOK, do(small, http.MethodGet).Code, "the process keeps serving")
@@ -97,4 +116,104 @@ func (w *onWrite) Write(p []byte) (int, error) {
 		w.fn()
 	}
 	return w.ResponseRecorder.Write(p)
+}
+
+// expander is a coding that writes every byte 2,000 times.
+type expander struct{ w io.Writer }
+
+func (e expander) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if _, err := e.w.Write(bytes.Repeat([]byte{c}, 2000)); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (e expander) Close() error { return nil }
+
+// slowCoder is a coding that passes bytes through, taking delay for each
+// write: a compressor that falls far behind the export.
+type slowCoder struct {
+	w     io.Writer
+	delay time.Duration
+}
+
+func (s slowCoder) Write(p []byte) (int, error) { time.Sleep(s.delay); return s.w.Write(p) }
+func (s slowCoder) Close() error                { return nil }
+
+// TestCodedSpoolHonoursDeadlines: once the document is complete, a
+// spooled GET waits for its compressor to catch up, and that wait ends
+// with the export's total deadline (a 503 naming the compression) and
+// with the client (canceled): the compressor stops, no file and no
+// goroutine is left. The coding here takes 3 s for the document, the
+// deadline and the cancellation come at 300 ms. HEAD, which codes as the
+// document is written, ends with them too.
+func TestCodedSpoolHonoursDeadlines(t *testing.T) {
+	slow := export.WithEncoder("slow", func(w io.Writer) (io.WriteCloser, error) { return slowCoder{w, 10 * time.Millisecond}, nil })
+	for _, c := range []struct {
+		name    string
+		method  string
+		timeout export.Timeouts
+		cancel  bool
+	}{
+		{"total deadline", http.MethodGet, export.Timeouts{Total: 300 * time.Millisecond}, false},
+		{"client gone", http.MethodGet, export.Timeouts{}, true},
+		{"HEAD, total deadline", http.MethodHead, export.Timeouts{Total: 300 * time.Millisecond}, false}, // codes in line
+		{"HEAD, client gone", http.MethodHead, export.Timeouts{}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := goleak.IgnoreCurrent()
+			dir := t.TempDir()
+			var ev export.Event
+			done := make(chan struct{})
+			h := newTestHandler(t, bigStore(t, 20_000), fixedUser("big_user"), slow, export.WithSpool(4096, dir), export.WithTimeouts(c.timeout),
+				export.WithAuditHook(func(_ *http.Request, e export.Event) { ev = e; close(done) }))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if c.cancel {
+				time.AfterFunc(300*time.Millisecond, cancel)
+			}
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequestWithContext(ctx, c.method, "/api/export", nil)
+			req.Header.Set("Accept-Encoding", "slow")
+			start := time.Now()
+			h.ServeHTTP(rec, req)
+			took := time.Since(start)
+			<-done
+			require.Less(t, took, 2*time.Second, "the wait for the compressor outlived the deadline")
+			if c.cancel {
+				require.Equal(t, export.OutcomeCanceled, ev.Outcome)
+			} else {
+				require.Equal(t, export.OutcomeTimeout, ev.Outcome)
+				require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+				if c.method == http.MethodGet { // HEAD has no body
+					require.Contains(t, rec.Body.String(), "compressing document")
+				}
+			}
+			require.Empty(t, rec.Header().Get("Content-Encoding"))
+			require.Zero(t, openFilesIn(t, dir), "a spool file is still open")
+			goleak.VerifyNone(t, before)
+		})
+	}
+}
+
+// TestCodedSpoolReleasesFiles: a compressed export past the threshold
+// holds two files while its body is sent (the document's and its coded
+// form's), and none once it is sent; no goroutine outlives it.
+func TestCodedSpoolReleasesFiles(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	dir := t.TempDir()
+	h := newTestHandler(t, bigStore(t, 20_000), fixedUser("big_user"), export.WithSpool(4096, dir))
+	open := -1
+	w := &onWrite{ResponseRecorder: httptest.NewRecorder(), fn: func() { open = openFilesIn(t, dir) }}
+	req := httptest.NewRequest(http.MethodGet, "/api/export", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	h.ServeHTTP(w, req)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Equal(t, "gzip", w.Header().Get("Content-Encoding"))
+	require.Greater(t, w.Body.Len(), 256<<10, "the coded form must be past its spool's memory, in a file")
+	require.Equal(t, 2, open, "files open in the spool directory while the body is sent")
+	require.Zero(t, openFilesIn(t, dir), "files still open after the export")
+	goleak.VerifyNone(t, before)
 }

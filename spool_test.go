@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -33,7 +34,7 @@ func TestSpoolKeepsEveryByte(t *testing.T) {
 					t.Fatalf("Write: %d, %v", m, err)
 				}
 			}
-			if err := s.finish(); err != nil {
+			if err := s.finish(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			var got bytes.Buffer
@@ -66,7 +67,7 @@ func TestSpoolFinishReportsALateFailure(t *testing.T) {
 	if _, err := s.Write([]byte("tail")); err != nil {
 		t.Fatalf("a buffered write failed early: %v", err)
 	}
-	err := s.finish()
+	err := s.finish(context.Background())
 	var ee *Error
 	if !errors.As(err, &ee) || ee.Stage != StageSpool {
 		t.Fatalf("finish: %v, want a StageSpool error", err)
@@ -121,7 +122,7 @@ func TestSpoolDigestIsOfEveryByte(t *testing.T) {
 				}
 				q = q[n:]
 			}
-			if err := s.finish(); err != nil {
+			if err := s.finish(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(p)

@@ -39,3 +39,11 @@ func IgnoreNumInput(t interface{ Cleanup(func()) }) {
 // SetStreaming turns on or off the planner's settings for the built-in
 // sections on PostgreSQL: JIT off, sorts discouraged (stream.go).
 func SetStreaming(s *Store, on bool) { s.noStream = !on }
+
+// The planner statements of stream.go.
+const (
+	PlannerSettings = plannerSettings
+	DiscourageSorts = discourageSorts
+	RestoreSort     = restoreSort
+	RestorePlanner  = restorePlanner
+)

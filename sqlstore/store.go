@@ -142,10 +142,12 @@ type view struct {
 	// plan says which sections are read packed (packed.go); nil until
 	// the first section is read.
 	plan *packPlan
-	// noSort is set while PostgreSQL's planner is told to avoid sorts,
-	// jitOff while it is told not to compile (stream.go); plannerSet
+	// host holds PostgreSQL's jit and enable_sort as they were before
+	// the built-in sections changed them, until they are given back
+	// (stream.go); noSort is set while sorts are discouraged; plannerSet
 	// once that was decided.
-	noSort, jitOff, plannerSet bool
+	host               *[2]string
+	noSort, plannerSet bool
 }
 
 var (

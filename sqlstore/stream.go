@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"sync"
 	"time"
@@ -21,13 +22,12 @@ import (
 // the first millisecond.
 //
 // So where the index serves every built-in section, they are planned
-// with sorts discouraged (SET LOCAL enable_sort = off: this transaction
-// only). Where no index gives the order, the setting is left alone: the
-// planner would sort anyway, at a cost it believes huge, and that cost
-// switches on JIT compilation (81 ms of it on that account). Whether the
-// index serves is read from the plans, as Check reads them, at most every
-// planCheckEvery per store. Added sections are the host's queries,
-// planned as the host planned them: the setting is restored before them.
+// with sorts discouraged (enable_sort off, for this transaction only).
+// Where no index gives the order, the setting is left alone: the planner
+// would sort anyway, at a cost it believes huge (before JIT was turned
+// off, below, that cost switched on JIT compilation: 81 ms of it on that
+// account). Whether the index serves is read from the plans, as Check
+// reads them, at most every planCheckEvery per store.
 //
 // JIT compilation is turned off for the built-in sections, whatever the
 // plans: their expressions are one comparison and a few columns, which
@@ -37,7 +37,26 @@ import (
 // discouraged does (a sort is then priced at 10^10). Even an EXPLAIN then
 // loads LLVM into the backend: 20 to 29 ms of a fresh connection's first
 // export on benchexport's account, a tenth of the export, spent on
-// nothing. It is restored with the sort setting, before added sections.
+// nothing.
+//
+// Added sections are the host's queries, planned as the host planned
+// them: both settings are given back their values from before the
+// export, read in the statement that changed them, not reset to the
+// server's defaults (SET LOCAL ... TO DEFAULT would drop a host's own
+// session setting, made in a pool's connect hook, say).
+
+// plannerSettings reads the host's jit and enable_sort, then turns JIT
+// off, in one statement: the subquery (kept apart by OFFSET 0) is read
+// before the outer list that sets. discourageSorts is the same, turning
+// enable_sort off too.
+const (
+	plannerSettings = `SELECT o.jit, o.sort, set_config('jit', 'off', true) FROM ` +
+		`(SELECT current_setting('jit') AS jit, current_setting('enable_sort') AS sort OFFSET 0) o`
+	discourageSorts = `SELECT o.jit, o.sort, set_config('jit', 'off', true), set_config('enable_sort', 'off', true) FROM ` +
+		`(SELECT current_setting('jit') AS jit, current_setting('enable_sort') AS sort OFFSET 0) o`
+	restoreSort    = `SELECT set_config('enable_sort', $1, true)`
+	restorePlanner = `SELECT set_config('jit', $1, true), set_config('enable_sort', $2, true)`
+)
 
 // planCheckEvery is how long a store trusts what the plans said.
 const planCheckEvery = 5 * time.Minute
@@ -58,22 +77,25 @@ func (v *view) preferStreaming(ctx context.Context) error {
 		return nil
 	}
 	v.plannerSet = true
-	if err := v.set(ctx, "SET LOCAL jit = off"); err != nil {
-		return err
-	}
-	v.jitOff = true
 	sf := &v.s.sortFree
 	sf.mu.Lock()
 	fresh, ok := time.Since(sf.checked) < planCheckEvery, sf.ok
 	sf.mu.Unlock()
-	if fresh && !ok {
-		return nil
+	discourage := !fresh || ok // and look at the plans, unless fresh
+	var jit, sort, set text
+	stmt, dest := plannerSettings, []sql.Scanner{&jit, &sort, &set}
+	if discourage {
+		stmt, dest = discourageSorts, append(dest, &set)
 	}
-	if err := v.set(ctx, "SET LOCAL enable_sort = off"); err != nil {
+	err := v.each(ctx, stmt, nil, dest, func(*driverRows) bool { return false })
+	if err != nil {
 		return err
 	}
+	v.host = &[2]string{string(jit), string(sort)}
+	if !discourage {
+		return nil
+	}
 	if !fresh {
-		var err error
 		if ok, err = v.sortFreePlans(ctx); err != nil {
 			return err
 		}
@@ -81,7 +103,7 @@ func (v *view) preferStreaming(ctx context.Context) error {
 		sf.checked, sf.ok = time.Now(), ok
 		sf.mu.Unlock()
 		if !ok {
-			return v.set(ctx, "SET LOCAL enable_sort TO DEFAULT")
+			return v.setArgs(ctx, restoreSort, v.host[1])
 		}
 	}
 	v.noSort = true
@@ -99,21 +121,20 @@ func (v *view) sortFreePlans(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// allowSorts restores the planner's settings before an added section.
+// allowSorts gives the planner the host's settings back before an added
+// section.
 func (v *view) allowSorts(ctx context.Context) error {
-	if v.noSort {
-		v.noSort = false
-		if err := v.set(ctx, "SET LOCAL enable_sort TO DEFAULT"); err != nil {
-			return err
-		}
+	if v.host == nil {
+		return nil
 	}
-	if v.jitOff {
-		v.jitOff = false
-		return v.set(ctx, "SET LOCAL jit TO DEFAULT")
-	}
-	return nil
+	host := v.host
+	v.host, v.noSort = nil, false
+	return v.setArgs(ctx, restorePlanner, host[0], host[1])
 }
 
-func (v *view) set(ctx context.Context, stmt string) error {
-	return v.each(ctx, stmt, nil, nil, func(*driverRows) bool { return true })
+func (v *view) set(ctx context.Context, stmt string) error { return v.setArgs(ctx, stmt) }
+
+// setArgs runs a statement whose result is not needed.
+func (v *view) setArgs(ctx context.Context, stmt string, args ...any) error {
+	return v.each(ctx, stmt, args, nil, func(*driverRows) bool { return true })
 }

@@ -20,7 +20,9 @@ import (
 // are left alone, after one look at a plan; once the export's indexes
 // exist, a new store discourages sorts for the built-in sections. JIT is
 // off for the built-in sections either way, and an added section is
-// planned with both settings restored.
+// planned with the host's own settings given back: here a session that
+// turned JIT off itself, which a reset to the server's default would
+// turn on again.
 func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	tdb := openDB(t, sqlstore.Postgres)
 	s, w := appTables(t, tdb)
@@ -31,6 +33,8 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	cc := &countingConnector{d: tdb.db.Driver(), dsn: tdb.dsn}
 	db := sql.OpenDB(cc)
 	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1) // one session, whose own setting the export must keep
+	mustExec(t, db, "SET jit = off")
 	settingOf := `SELECT current_setting('enable_sort') AS "enableSort", current_setting('jit') AS "jit" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
 	newStore := func() *sqlstore.Store {
 		t.Helper()
@@ -38,18 +42,19 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 		require.NoError(t, err)
 		return st
 	}
+	const host = "on off" // enable_sort, jit
 
 	// The application's tables: a plan that sorts, and nothing changed.
 	st := newStore()
 	statements, setting := runOn(t, cc, st, settingOf)
-	require.Equal(t, "on on", setting)
-	require.Equal(t, []string{"SET LOCAL jit = off", "SET LOCAL enable_sort = off", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT", "SET LOCAL jit TO DEFAULT"}, planner(statements),
-		"the first export looks at a plan, finds a sort and restores the setting")
+	require.Equal(t, host, setting)
+	require.Equal(t, []string{sqlstore.DiscourageSorts, "EXPLAIN", sqlstore.RestoreSort, sqlstore.RestorePlanner}, planner(statements),
+		"the first export looks at a plan, finds a sort and gives the setting back")
 	statements, setting = runOn(t, cc, st, settingOf)
-	require.Equal(t, []string{"SET LOCAL jit = off", "SET LOCAL jit TO DEFAULT"}, planner(statements), "the same store trusts what it saw")
-	require.Equal(t, "on on", setting)
+	require.Equal(t, []string{sqlstore.PlannerSettings, sqlstore.RestorePlanner}, planner(statements), "the same store trusts what it saw")
+	require.Equal(t, host, setting)
 
-	// The export's indexes: sorts discouraged, and restored for the
+	// The export's indexes: sorts discouraged, and given back for the
 	// added section.
 	warnings, err := s.Check(ctx)
 	require.NoError(t, err)
@@ -57,13 +62,16 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 		mustExec(t, tdb.db, w.Fix)
 	}
 	statements, setting = runOn(t, cc, newStore(), settingOf)
-	require.Equal(t, []string{"SET LOCAL jit = off", "SET LOCAL enable_sort = off", "EXPLAIN", "EXPLAIN", "EXPLAIN", "SET LOCAL enable_sort TO DEFAULT", "SET LOCAL jit TO DEFAULT"}, planner(statements))
-	require.Equal(t, "on on", setting, "the added section is planned with the host's settings")
+	require.Equal(t, []string{sqlstore.DiscourageSorts, "EXPLAIN", "EXPLAIN", "EXPLAIN", sqlstore.RestorePlanner}, planner(statements))
+	require.Equal(t, host, setting, "the added section is planned with the host's settings")
+	var jit string
+	require.NoError(t, db.QueryRow("SHOW jit").Scan(&jit))
+	require.Equal(t, "off", jit, "the session keeps its own setting after the export")
 }
 
 // runOn exports jane with an added section reading the planner's
 // enable_sort and jit, and returns the statements sent and the two
-// settings, "on on".
+// settings, "enable_sort jit".
 func runOn(t *testing.T, cc *countingConnector, st *sqlstore.Store, settingOf string) ([]string, string) {
 	t.Helper()
 	exp := export.NewExporter(st)
@@ -87,7 +95,7 @@ func planner(statements []string) []string {
 	var out []string
 	for _, s := range statements {
 		switch {
-		case strings.HasPrefix(s, "SET LOCAL enable_sort"), strings.HasPrefix(s, "SET LOCAL jit"):
+		case s == sqlstore.PlannerSettings, s == sqlstore.DiscourageSorts, s == sqlstore.RestoreSort, s == sqlstore.RestorePlanner:
 			out = append(out, s)
 		case strings.HasPrefix(s, "EXPLAIN "):
 			out = append(out, "EXPLAIN")
@@ -101,7 +109,9 @@ func planner(statements []string) []string {
 // transaction ended; a plan that sorts leaves the sort setting as it was.
 func TestStreamingFaults(t *testing.T) {
 	spec := slicesIndex(t, sqlstore.Postgres, "prisma")
-	const jitOff, off, restore = "SET LOCAL jit = off", "SET LOCAL enable_sort = off", "SET LOCAL enable_sort TO DEFAULT"
+	settings := func() *sqlmock.Rows {
+		return sqlmock.NewRows([]string{"jit", "sort", "set_config", "set_config"}).AddRow("on", "on", "off", "off")
+	}
 	plan := func(line string) *sqlmock.Rows { return sqlmock.NewRows([]string{"QUERY PLAN"}).AddRow(line) }
 	indexScan := `Index Scan using "Agent_userId_createdAt_id_idx" on "Agent"`
 	for _, c := range []struct {
@@ -109,25 +119,24 @@ func TestStreamingFaults(t *testing.T) {
 		expect func(m *mocked)
 		fails  bool
 	}{
-		{"SET jit fails", func(m *mocked) { m.mock.ExpectQuery(jitOff).WillReturnError(errDriver) }, true},
-		{"SET enable_sort fails", func(m *mocked) { m.mock.ExpectQuery(off).WillReturnError(errDriver) }, true},
+		{"setting fails", func(m *mocked) { m.mock.ExpectQuery(sqlstore.DiscourageSorts).WillReturnError(errDriver) }, true},
 		{"EXPLAIN fails", func(m *mocked) {
-			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery(sqlstore.DiscourageSorts).WillReturnRows(settings())
 			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnError(errDriver)
 		}, true},
 		{"restoring fails", func(m *mocked) {
-			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery(sqlstore.DiscourageSorts).WillReturnRows(settings())
 			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnRows(plan("Sort"))
-			m.mock.ExpectQuery(restore).WillReturnError(errDriver)
+			m.mock.ExpectQuery(sqlstore.RestoreSort).WithArgs("on").WillReturnError(errDriver)
 		}, true},
 		{"a plan that sorts", func(m *mocked) {
-			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery(sqlstore.DiscourageSorts).WillReturnRows(settings())
 			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].agents).WithArgs(mockUser).WillReturnRows(plan(indexScan))
 			m.mock.ExpectQuery("EXPLAIN " + sqlText[spec].tasks).WithArgs(mockUser).WillReturnRows(plan("Incremental Sort"))
-			m.mock.ExpectQuery(restore).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery(sqlstore.RestoreSort).WithArgs("on").WillReturnRows(sqlmock.NewRows(nil))
 		}, false},
 		{"an index for every section", func(m *mocked) {
-			m.mock.ExpectQuery(off).WillReturnRows(sqlmock.NewRows(nil))
+			m.mock.ExpectQuery(sqlstore.DiscourageSorts).WillReturnRows(settings())
 			for _, q := range []string{sqlText[spec].agents, sqlText[spec].tasks, sqlText[spec].workflows} {
 				m.mock.ExpectQuery("EXPLAIN " + q).WithArgs(mockUser).WillReturnRows(plan(indexScan))
 			}
@@ -138,9 +147,6 @@ func TestStreamingFaults(t *testing.T) {
 			sqlstore.SetStreaming(m.store, true)
 			m.mock.ExpectBegin()
 			m.expectUser().WillReturnRows(m.userRows())
-			if c.name != "SET jit fails" {
-				m.mock.ExpectQuery(jitOff).WillReturnRows(sqlmock.NewRows(nil))
-			}
 			c.expect(m)
 			if c.fails {
 				m.mock.ExpectRollback()

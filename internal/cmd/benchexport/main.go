@@ -440,6 +440,13 @@ func summary(out func(string, ...any), all []*measured, runs int) {
 		if l.growth > 32<<20 {
 			missed = append(missed, "RSS")
 		}
+		for _, c := range codings {
+			if g, ok := m.coded[c.name]; ok && c.coding == "gzip" {
+				if g := median(g); 10*g.dur > 13*l.dur || g.bytes*5 > l.bytes || g.growth > 32<<20 {
+					missed = append(missed, c.name)
+				}
+			}
+		}
 		if len(missed) == 0 {
 			return "all met"
 		}

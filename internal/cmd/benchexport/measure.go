@@ -177,13 +177,22 @@ func (r *runner) verifyUser(ds dataset, lib *process, user string) error {
 	}
 	got := lines(doc)
 	if user == ds.userID { // the measured downloads decode to the same data
-		for _, coding := range []string{"gzip", "zstd"} {
-			coded, err := r.libraryDocument(lib, user, coding)
+		for _, c := range codings {
+			srv := lib
+			if len(c.serverArgs) > 0 {
+				if srv, err = startProcess(r.ctx, r.dir, append(append([]string{r.server}, ds.dbArgs()...), c.serverArgs...), true); err != nil {
+					return err
+				}
+			}
+			coded, err := r.libraryDocument(srv, user, c.coding)
+			if srv != lib {
+				srv.stop()
+			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", coding, err)
+				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			if !slices.Equal(lines(coded), got) {
-				return fmt.Errorf("the %s download decodes to other data than the identity one", coding)
+				return fmt.Errorf("the %s download decodes to other data than the identity one", c.name)
 			}
 		}
 	}
