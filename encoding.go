@@ -31,7 +31,7 @@ type encoder struct {
 // nil newWriter withdraws the coding name. For example, with
 // github.com/klauspost/compress/zstd:
 //
-//	export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) { return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)) })
+//	export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) { return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20)) })
 //
 // The coded bytes must depend only on the document, not on how it is cut
 // into writes (as gzip's, zstd's and brotli's do): HEAD codes the

@@ -41,9 +41,12 @@ type app struct {
 }
 
 // withZstd registers zstd at its fastest level, one goroutine per export
-// (the library compresses on a goroutine of the export's own).
+// (the library compresses on a goroutine of the export's own), with a
+// 1 MiB window: on benchexport's 300,000-record document, as small (5.7x)
+// and as fast as the default window's 8 MiB, for 2.7 MB of allocations
+// instead of 8.9 MB.
 var withZstd = export.WithEncoder("zstd", func(w io.Writer) (io.WriteCloser, error) {
-	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 })
 
 // withFastGzip serves gzip through klauspost/compress's implementation
