@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +37,9 @@ type testClock struct {
 	t  time.Time
 }
 
-func newClock() *testClock { return &testClock{t: time.Date(2026, 4, 2, 12, 0, 0, 123456789, time.UTC)} }
+func newClock() *testClock {
+	return &testClock{t: time.Date(2026, 4, 2, 12, 0, 0, 123456789, time.UTC)}
+}
 
 func (c *testClock) Now() time.Time {
 	c.mu.Lock()
@@ -239,4 +240,3 @@ func listFiles(t testing.TB, dir string) []string {
 
 func storageDir(r *jobs.Runner) string { return r.Storage().(*jobs.LocalDir).Dir() }
 
-var _ = strings.TrimSpace
