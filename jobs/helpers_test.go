@@ -239,4 +239,3 @@ func listFiles(t testing.TB, dir string) []string {
 }
 
 func storageDir(r *jobs.Runner) string { return r.Storage().(*jobs.LocalDir).Dir() }
-
