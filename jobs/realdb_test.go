@@ -185,6 +185,25 @@ func (s stallingExporter) Export(ctx context.Context, w io.Writer, req export.Re
 	return export.Result{}, ctx.Err()
 }
 
+// syncBuffer is the child's output, written by os/exec's copying
+// goroutine while the test may read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 const childEnv = "JOBS_TEST_KILLED_CHILD"
 
 // TestWorkerKilledMidJob starts a worker in a child process (this test
@@ -218,7 +237,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 			marker := filepath.Join(t.TempDir(), "started")
 			cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerKilledMidJob$", "-test.v")
 			cmd.Env = append(os.Environ(), childEnv+"="+eng.name, "JOBS_TEST_DSN="+e.dsn, "JOBS_TEST_DIR="+dir, "JOBS_TEST_MARKER="+marker)
-			var out bytes.Buffer
+			var out syncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			require.NoError(t, cmd.Start())
 			killed := false
