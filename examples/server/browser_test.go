@@ -83,11 +83,24 @@ func newBrowserServer(t *testing.T, signedIn func(path string) bool, opts ...exp
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { data.db.Close() })
-	b := &browserServer{app: newApp(data.store, data.users, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...), statuses: map[string]int{}}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := &browserServer{app: newApp(data.store, data.users, logger, opts...), statuses: map[string]int{}}
 	b.app.sessions["browser-test-session"] = "demo-jane"
+	jobsDir := t.TempDir()
+	archives, closeArchives, err := openArchives(context.Background(), filepath.Join(jobsDir, "jobs.db"), filepath.Join(jobsDir, "files"), export.NewExporter(data.store), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closeArchives(ctx)
+	})
+	b.app.archives = archives
 	routes := b.app.routes()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /test/click", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, clickPage) })
+	mux.HandleFunc("GET /test/prepare", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, preparePage) })
 	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><form method="post" action="/login"><input name="user" value="%s"></form><script>document.forms[0].submit()</script>`,
 			html.EscapeString(r.URL.Query().Get("user")))
@@ -157,6 +170,26 @@ f.onload = () => {
 };
 </script></body></html>`
 
+// preparePage clicks "Prepare my archive" in the demo page and puts what
+// the page then says into its title.
+const preparePage = `<!doctype html><html><head><title>waiting</title>
+<style>body{margin:0}iframe{border:0;width:100%;height:100vh}</style></head><body>
+<iframe id="f" src="/"></iframe>
+<script>
+const f = document.getElementById("f");
+f.onload = () => {
+  const d = f.contentDocument, button = d.getElementById("prepare");
+  if (!button) { document.title = "no prepare button"; return; }
+  button.click();
+  const poll = () => {
+    const st = d.getElementById("archive-status");
+    if (st && !st.hidden) document.title = "said: " + st.textContent;
+    else setTimeout(poll, 20);
+  };
+  poll();
+};
+</script></body></html>`
+
 // title returns the <title> of a dumped DOM.
 func title(dom string) string {
 	_, rest, _ := strings.Cut(dom, "<title>")
@@ -216,6 +249,54 @@ func TestDemoPageInChromium(t *testing.T) {
 			}
 		}
 		browse(t, bin, b.URL+"/", shot("signed-in"))
+		if nf := b.notFound(); len(nf) > 0 {
+			t.Errorf("the browser got 404 for %v", nf)
+		}
+	})
+
+	t.Run("prepare an archive", func(t *testing.T) {
+		b := newBrowserServer(t, always)
+		got := title(browse(t, bin, b.URL+"/test/prepare", ""))
+		if want := "said: Your archive is being prepared."; !strings.HasPrefix(got, want) {
+			t.Errorf("after the click the page says %q, want %q", got, want)
+		}
+		if b.status("/api/exports") != http.StatusAccepted && b.status("/api/exports") != http.StatusOK {
+			t.Errorf("POST /api/exports answered %d", b.status("/api/exports"))
+		}
+		js, err := b.app.archives.Jobs(context.Background(), "demo-jane")
+		if err != nil || len(js) != 1 {
+			t.Fatalf("jobs after the click: %v, %v", js, err)
+		}
+	})
+
+	t.Run("archive ready", func(t *testing.T) {
+		b := newBrowserServer(t, always)
+		ctx := context.Background()
+		j, _, err := b.app.archives.Enqueue(ctx, "demo-jane")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			js, err := b.app.archives.Jobs(ctx, "demo-jane")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if js[0].Status == "ready" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the archive is %s", js[0].Status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		dom := browse(t, bin, b.URL+"/", "")
+		for _, want := range []string{`id="archive-` + j.ID + `" data-status="ready"`, `href="/api/exports/` + j.ID + `/download"`, ">Ready<", ">Delete<"} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("the archive list lacks %q:\n%s", want, dom)
+			}
+		}
+		browse(t, bin, b.URL+"/", shot("archive-ready"))
 		if nf := b.notFound(); len(nf) > 0 {
 			t.Errorf("the browser got 404 for %v", nf)
 		}

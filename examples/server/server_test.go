@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,12 @@ func startServerLog(t *testing.T, args ...string) (base string, out *syncBuffer)
 	t.Helper()
 	if len(args) == 0 {
 		args = []string{"-sqlite", filepath.Join(t.TempDir(), "demo.db")}
+	}
+	if !slices.Contains(args, "-sqlite") {
+		// A server database: the archives' jobs and files in the test's
+		// own directory, not the shared default in the temp directory.
+		dir := t.TempDir()
+		args = append(args, "-jobs-db", filepath.Join(dir, "jobs.db"), "-files", filepath.Join(dir, "files"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
