@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,42 +17,6 @@ type archiveJSON struct {
 	Status   string  `json:"status"`
 	Download *string `json:"download"`
 	SHA256   *string `json:"sha256"`
-}
-
-// runDemo runs the demo until the returned stop is called (which checks
-// a clean shutdown).
-func runDemo(t *testing.T, args ...string) (base string, stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	out := &syncBuffer{}
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), out, ready) }()
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		cancel()
-		t.Fatalf("server did not start: %v\n%s", err, out.String())
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("shutdown: %v\n%s", err, out.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("server did not shut down")
-		}
-	}
-	t.Cleanup(stop)
-	return base, stop
 }
 
 func send(t *testing.T, c *http.Client, method, u string, hdr ...string) (*http.Response, []byte) {
@@ -85,7 +48,7 @@ func send(t *testing.T, c *http.Client, method, u string, hdr ...string) (*http.
 func TestDemoArchives(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "demo.db")
-	base, stop := runDemo(t, "-sqlite", data)
+	base, _, stop := runDemo(t, "-sqlite", data)
 	c := newClient(t)
 	if code, body, _ := signIn(t, c, base, demoUserID); code != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d\n%s", code, body)
@@ -139,7 +102,7 @@ func TestDemoArchives(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "demo-files", j.ID+".json")); err != nil {
 		t.Fatalf("the archive's file is not beside the data: %v", err)
 	}
-	base, _ = runDemo(t, "-sqlite", data)
+	base, _, _ = runDemo(t, "-sqlite", data)
 	c = newClient(t)
 	signIn(t, c, base, demoUserID)
 	_, body = send(t, c, "GET", base+"/api/exports")
