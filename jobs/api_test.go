@@ -422,3 +422,33 @@ func TestResumeAfterCutConnection(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(want, append(part, rest...)), "the resumed download is the document")
 }
+
+// TestDeleteWhileRunning deletes a job whose export is under way: the
+// answer is 204 at once, and whatever the worker then writes is removed,
+// so no file stays.
+func TestDeleteWhileRunning(t *testing.T) {
+	e := sqliteEngine(t)
+	gated := &gatedExporter{Exporter: export.NewExporter(demoStore()), gate: make(chan struct{})}
+	r := newRunner(t, e, gated)
+	h := jobs.NewHandler(r, headerUser)
+	rec := do(t, h, "POST", "/api/exports", "user_jane")
+	require.Equal(t, http.StatusAccepted, rec.Code)
+	id := decodeJob(t, rec).ID
+	waitFor(t, r, "user_jane", id, jobs.StatusRunning)
+	require.Equal(t, http.StatusNoContent, do(t, h, "DELETE", "/api/exports/"+id, "user_jane").Code)
+	close(gated.gate)
+	// The user may start another at once.
+	rec = do(t, h, "POST", "/api/exports", "user_jane")
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	next := decodeJob(t, rec).ID
+	waitFor(t, r, "user_jane", next, jobs.StatusReady)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		files := listFiles(t, storageDir(r))
+		if len(files) == 1 && files[0] == next+".json" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "files: %q", files)
+		time.Sleep(20 * time.Millisecond)
+	}
+}

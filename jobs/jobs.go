@@ -175,9 +175,11 @@ func WithNotifier(fn func(context.Context, Job)) Option { return func(r *Runner)
 // WithAuditHook calls fn with one export.Event per job transition
 // (Outcome "job_queued", "job_running", "job_retrying", "job_ready",
 // "job_failed", "job_expired", "job_deleted") and per download
-// ("job_downloaded", with Status and SentBytes). To feed the endpoint's
-// audit hook, adapt it: func(ctx, ev) { hook(nil, ev) } is wrong when it
-// reads the request, so give both a context-first function of your own.
+// ("job_downloaded", with Status and SentBytes), Event.JobID set. It is
+// context-first where the endpoint's hook takes the request, because
+// transitions happen in the worker, with no request; feed one audit sink
+// from both: export.WithAuditHook(func(r *http.Request, ev export.Event)
+// { sink(r.Context(), ev) }) and jobs.WithAuditHook(sink).
 func WithAuditHook(fn func(context.Context, export.Event)) Option {
 	return func(r *Runner) { r.audit = fn }
 }
