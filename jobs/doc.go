@@ -15,6 +15,10 @@
 // them after the retention time (7 days by default) and removes any file
 // no job owns.
 //
+// Beside each document a gzip copy is stored and sent to clients that
+// accept gzip, with its own ETag (WithoutCompressedCopy turns it off);
+// downloads take Range and If-Range on the representation sent.
+//
 // The documents are made by the export.Exporter the host gives, the one
 // its synchronous endpoint uses: a download is byte for byte what the
 // endpoint serves for the same snapshot, its exportedAt the instant the

@@ -3,6 +3,8 @@ package jobs
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"net/http"
@@ -237,7 +239,20 @@ func (h *Handler) download(w http.ResponseWriter, req *http.Request, j Job) {
 		export.WriteError(w, req, http.StatusConflict, "the export is not ready")
 		return
 	}
-	obj, err := h.r.storage.Open(req.Context(), fileKey(j.ID))
+	hdr := w.Header()
+	// Every answer of the download, for a cache between: its body depends
+	// on Accept-Encoding when a gzip copy is stored.
+	hdr.Add("Vary", "Accept-Encoding")
+	key, etag, encoding := fileKey(j.ID), j.SHA256, "identity"
+	if j.gzSHA != "" && export.NegotiateEncoding(req, "gzip") == "gzip" {
+		key, etag, encoding = gzipKey(j.ID), j.gzSHA, "gzip"
+	}
+	obj, err := h.r.storage.Open(req.Context(), key)
+	if errors.Is(err, fs.ErrNotExist) && encoding == "gzip" {
+		// The copy went missing: the document itself will do.
+		key, etag, encoding = fileKey(j.ID), j.SHA256, "identity"
+		obj, err = h.r.storage.Open(req.Context(), key)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// Ready in the table, but the file went (removed by hand, or the
 		// cleanup of another instance whose clock is ahead).
@@ -249,13 +264,25 @@ func (h *Handler) download(w http.ResponseWriter, req *http.Request, j Job) {
 		return
 	}
 	defer obj.Close()
-	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Disposition", `attachment; filename="`+export.Filename(h.r.prefix, j.UserID, j.SnapshotAt)+`"`)
-	hdr.Set("ETag", `"`+j.SHA256+`"`)
-	jw := &jsonErrors{ResponseWriter: w, req: req}
+	// A strong validator per representation: the SHA-256 of the bytes
+	// sent, so that If-Range never mixes the two.
+	hdr.Set("ETag", `"`+etag+`"`)
+	if encoding == "gzip" {
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	size, err := obj.Seek(0, io.SeekEnd)
+	if err == nil {
+		_, err = obj.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		h.failed(w, req, "could not read the export file", err)
+		return
+	}
+	jw := &jsonErrors{ResponseWriter: w, req: req, size: size}
 	http.ServeContent(jw, req, "", time.Time{}, obj)
-	ev := export.Event{UserID: j.UserID, JobID: j.ID, Outcome: OutcomeDownloaded, Status: jw.status, Bytes: j.Bytes, SentBytes: jw.n, Encoding: "identity", Duration: time.Since(start)}
+	ev := export.Event{UserID: j.UserID, JobID: j.ID, Outcome: OutcomeDownloaded, Status: jw.status, Bytes: j.Bytes, SentBytes: jw.n, Encoding: encoding, Duration: time.Since(start)}
 	h.r.emit(req.Context(), ev)
 }
 
@@ -264,6 +291,7 @@ func (h *Handler) download(w http.ResponseWriter, req *http.Request, j Job) {
 type jsonErrors struct {
 	http.ResponseWriter
 	req     *http.Request
+	size    int64 // of the object served
 	status  int
 	errored bool
 	n       int64
@@ -278,6 +306,20 @@ func (w *jsonErrors) WriteHeader(code int) {
 		w.errored = true
 		export.WriteError(w.ResponseWriter, w.req, code, "")
 		return
+	}
+	hdr := w.ResponseWriter.Header()
+	if hdr.Get("Content-Length") == "" && w.size >= 0 {
+		// ServeContent leaves Content-Length out under a Content-Encoding;
+		// the stored copy's size is known, and clients show progress by it.
+		var a, b, total int64
+		switch {
+		case code == http.StatusOK:
+			hdr.Set("Content-Length", strconv.FormatInt(w.size, 10))
+		case code == http.StatusPartialContent:
+			if n, _ := fmt.Sscanf(hdr.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total); n == 3 {
+				hdr.Set("Content-Length", strconv.FormatInt(b-a+1, 10))
+			}
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

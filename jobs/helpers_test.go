@@ -238,4 +238,8 @@ func listFiles(t testing.TB, dir string) []string {
 	return names
 }
 
+// docFiles are the files a ready job id keeps: the document and its gzip
+// copy.
+func docFiles(id string) []string { return []string{id + ".json", id + ".json.gz"} }
+
 func storageDir(r *jobs.Runner) string { return r.Storage().(*jobs.LocalDir).Dir() }

@@ -63,6 +63,8 @@ const Schema = `CREATE TABLE IF NOT EXISTS export_job (
 	expires_at  BIGINT,
 	bytes       BIGINT,
 	sha256      TEXT,
+	gzip_bytes  BIGINT,
+	gzip_sha256 TEXT,
 	river_id    BIGINT,
 	attempts    INTEGER NOT NULL DEFAULT 0
 );
@@ -85,6 +87,8 @@ type Job struct {
 	Err        error // for the notifier of a failed job: the cause, never shown to clients
 
 	riverID int64
+	gzBytes int64  // the stored gzip copy's size, 0 without one
+	gzSHA   string // and its SHA-256, hex
 }
 
 func (j Job) active() bool { return j.Status == StatusQueued || j.Status == StatusRunning }
@@ -114,6 +118,7 @@ type Runner struct {
 	audit           func(context.Context, export.Event)
 	riverConfig     func(*river.Config)
 	driver          riverdriver.Driver[*sql.Tx]
+	gzipCopy        bool
 }
 
 // Option configures a Runner.
@@ -184,6 +189,13 @@ func WithAuditHook(fn func(context.Context, export.Event)) Option {
 	return func(r *Runner) { r.audit = fn }
 }
 
+// WithoutCompressedCopy stores the document only as it is. By default a
+// gzip copy is stored beside it and sent, with Content-Encoding: gzip, to
+// clients that accept gzip (ranges then apply to the gzip bytes, which
+// have an ETag of their own); clients that do not (curl without
+// --compressed) get the document as it is.
+func WithoutCompressedCopy() Option { return func(r *Runner) { r.gzipCopy = false } }
+
 // WithRiverConfig lets fn change River's configuration after the
 // runner's own settings (poll interval, logger, test mode...). The
 // runner's queue and workers must stay.
@@ -211,7 +223,7 @@ func New(db *sql.DB, driver riverdriver.Driver[*sql.Tx], exporter export.Exporte
 	if db == nil || driver == nil || exporter == nil {
 		return nil, errors.New("jobs: New needs a database, a River driver and an Exporter")
 	}
-	r := &Runner{db: db, driver: driver, exporter: exporter}
+	r := &Runner{db: db, driver: driver, exporter: exporter, gzipCopy: true}
 	if _, ok := driver.(*riversqlite.Driver); !ok {
 		r.postgres = true
 	}
@@ -345,6 +357,18 @@ func validID(s string) bool {
 
 func fileKey(id string) string { return id + ".json" }
 
+// gzipKey is where the gzip copy of the document of id is kept.
+func gzipKey(id string) string { return id + ".json.gz" }
+
+// removeFiles removes the document of id and its gzip copy.
+func (r *Runner) removeFiles(ctx context.Context, id string) error {
+	err := r.storage.Delete(ctx, fileKey(id))
+	if gerr := r.storage.Delete(ctx, gzipKey(id)); err == nil {
+		err = gerr
+	}
+	return err
+}
+
 // q rewrites ? placeholders as $1, $2... for PostgreSQL.
 func (r *Runner) q(s string) string {
 	if !r.postgres {
@@ -363,7 +387,7 @@ func (r *Runner) q(s string) string {
 	return b.String()
 }
 
-const jobColumns = `id, user_id, status, created_at, snapshot_at, finished_at, expires_at, bytes, sha256, river_id, attempts`
+const jobColumns = `id, user_id, status, created_at, snapshot_at, finished_at, expires_at, bytes, sha256, gzip_bytes, gzip_sha256, river_id, attempts`
 
 type scanner interface{ Scan(...any) error }
 
@@ -371,9 +395,9 @@ func scanJob(s scanner) (Job, error) {
 	var j Job
 	var status string
 	var created int64
-	var snap, fin, exp, bytes, riverID sql.NullInt64
-	var sum sql.NullString
-	if err := s.Scan(&j.ID, &j.UserID, &status, &created, &snap, &fin, &exp, &bytes, &sum, &riverID, &j.Attempts); err != nil {
+	var snap, fin, exp, bytes, gzBytes, riverID sql.NullInt64
+	var sum, gzSum sql.NullString
+	if err := s.Scan(&j.ID, &j.UserID, &status, &created, &snap, &fin, &exp, &bytes, &sum, &gzBytes, &gzSum, &riverID, &j.Attempts); err != nil {
 		return Job{}, err
 	}
 	j.Status = Status(status)
@@ -388,6 +412,7 @@ func scanJob(s scanner) (Job, error) {
 		j.ExpiresAt = fromMillis(exp.Int64)
 	}
 	j.Bytes, j.SHA256, j.riverID = bytes.Int64, sum.String, riverID.Int64
+	j.gzBytes, j.gzSHA = gzBytes.Int64, gzSum.String
 	return j, nil
 }
 
@@ -543,7 +568,7 @@ func (r *Runner) Delete(ctx context.Context, userID, id string) error {
 	if j.active() && j.riverID != 0 {
 		r.client.JobCancel(ctx, j.riverID) // best effort: the worker checks its row too
 	}
-	if err := r.storage.Delete(ctx, fileKey(id)); err != nil {
+	if err := r.removeFiles(ctx, id); err != nil {
 		r.logger.ErrorContext(ctx, "export job: could not remove the file of a deleted job", "job_id", id, "error", err)
 	}
 	r.event(ctx, j, OutcomeDeleted, 0, nil)

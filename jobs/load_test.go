@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,7 +153,15 @@ func TestLoad200Users(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	assert.Len(t, listFiles(t, dir), users, "one file per user, no partial ones")
+	files := listFiles(t, dir)
+	partial := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, ".partial") {
+			partial++
+		}
+	}
+	assert.Equal(t, 2*users, len(files), "a document and its gzip copy per user")
+	assert.Zero(t, partial, "partial files")
 	peak.mu.Lock()
 	assert.LessOrEqual(t, peak.peak, workers, "exports at once")
 	peak.mu.Unlock()

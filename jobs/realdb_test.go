@@ -48,7 +48,7 @@ func TestJobCompletesOnEachEngine(t *testing.T) {
 			rec = do(t, h, "GET", "/api/exports/"+id+"/download", "user_a")
 			require.Equal(t, http.StatusOK, rec.Code)
 			assert.Equal(t, want, rec.Body.Bytes())
-			assert.Equal(t, []string{id + ".json"}, listFiles(t, storageDir(r)))
+			assert.Equal(t, docFiles(id), listFiles(t, storageDir(r)))
 
 			// A user who does not exist fails at once, not after retries.
 			j, created, err := r.Enqueue(context.Background(), "nobody")
@@ -276,7 +276,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 			})
 			done := waitFor(t, r, "user_k", j.ID, jobs.StatusReady)
 			assert.Equal(t, 2, done.Attempts)
-			assert.Equal(t, []string{j.ID + ".json"}, listFiles(t, dir), "no orphan file")
+			assert.Equal(t, docFiles(j.ID), listFiles(t, dir), "no orphan file")
 			_, want := syncDocument(t, ex, clock.Now, "user_k")
 			got, err := os.ReadFile(filepath.Join(dir, j.ID+".json"))
 			require.NoError(t, err)

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,7 +41,7 @@ func (r *Runner) work(ctx context.Context, id string, attempt, maxAttempts int) 
 	j, err := r.job(ctx, r.db, id, "")
 	if errors.Is(err, errNoJob) {
 		// Deleted before it ran: nothing to do but make sure no file stays.
-		return r.storage.Delete(ctx, fileKey(id))
+		return r.removeFiles(ctx, id)
 	}
 	if err != nil {
 		return err
@@ -67,6 +68,9 @@ func (r *Runner) work(ctx context.Context, id string, attempt, maxAttempts int) 
 		n = cw.n
 		return err
 	})
+	if err == nil && r.gzipCopy {
+		j.gzBytes, j.gzSHA, err = r.putGzip(ctx, id)
+	}
 	if err != nil {
 		return r.attemptFailed(ctx, j, attempt, maxAttempts, err)
 	}
@@ -75,14 +79,18 @@ func (r *Runner) work(ctx context.Context, id string, attempt, maxAttempts int) 
 	j.Bytes, j.SHA256 = n, hex.EncodeToString(sum.Sum(nil))
 	// The snapshot's instant in full (not milliseconds): the download's
 	// filename is made from it, as the endpoint's is from exportedAt.
-	res, err = r.db.ExecContext(ctx, r.q(`UPDATE export_job SET status = 'ready', snapshot_at = ?, finished_at = ?, expires_at = ?, bytes = ?, sha256 = ? WHERE id = ? AND status = 'running'`),
-		at.UnixMilli(), finished.UnixMilli(), j.ExpiresAt.UnixMilli(), n, j.SHA256, id)
+	var gzBytes, gzSHA any // NULL without a copy
+	if j.gzSHA != "" {
+		gzBytes, gzSHA = j.gzBytes, j.gzSHA
+	}
+	res, err = r.db.ExecContext(ctx, r.q(`UPDATE export_job SET status = 'ready', snapshot_at = ?, finished_at = ?, expires_at = ?, bytes = ?, sha256 = ?, gzip_bytes = ?, gzip_sha256 = ? WHERE id = ? AND status = 'running'`),
+		at.UnixMilli(), finished.UnixMilli(), j.ExpiresAt.UnixMilli(), n, j.SHA256, gzBytes, gzSHA, id)
 	if err != nil {
 		return err // retried: the next attempt writes the file again
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
 		// Deleted while it ran.
-		return r.storage.Delete(ctx, fileKey(id))
+		return r.removeFiles(ctx, id)
 	}
 	r.event(ctx, j, OutcomeReady, 0, nil)
 	if r.notify != nil {
@@ -121,12 +129,39 @@ func (r *Runner) fail(ctx context.Context, j Job, cause error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return
 	}
-	r.storage.Delete(ctx, fileKey(j.ID))
+	r.removeFiles(ctx, j.ID)
 	j.Status, j.FinishedAt, j.Err = StatusFailed, fromMillis(now.UnixMilli()), cause
 	r.event(ctx, j, OutcomeFailed, 0, cause)
 	if r.notify != nil {
 		r.notify(ctx, j)
 	}
+}
+
+// putGzip stores the gzip copy of the document of id, read back from the
+// storage (so that it is the copy of exactly what was stored), and
+// returns its size and SHA-256.
+func (r *Runner) putGzip(ctx context.Context, id string) (int64, string, error) {
+	doc, err := r.storage.Open(ctx, fileKey(id))
+	if err != nil {
+		return 0, "", err
+	}
+	defer doc.Close()
+	sum := sha256.New()
+	var n int64
+	err = r.storage.Put(ctx, gzipKey(id), func(w io.Writer) error {
+		cw := &countingWriter{w: io.MultiWriter(w, sum)}
+		zw := gzip.NewWriter(cw) // the default level: made once, sent many times
+		if _, err := io.Copy(zw, doc); err != nil {
+			return err
+		}
+		err := zw.Close()
+		n = cw.n
+		return err
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(sum.Sum(nil)), nil
 }
 
 type countingWriter struct {
@@ -180,7 +215,7 @@ func (r *Runner) Cleanup(ctx context.Context) (removed int, err error) {
 		return 0, err
 	}
 	for _, j := range expired {
-		if err := r.storage.Delete(ctx, fileKey(j.ID)); err != nil {
+		if err := r.removeFiles(ctx, j.ID); err != nil {
 			return removed, err
 		}
 		removed++
@@ -199,6 +234,9 @@ func (r *Runner) Cleanup(ctx context.Context) (removed int, err error) {
 	}
 	for _, key := range keys {
 		id, ok := strings.CutSuffix(key, ".json")
+		if !ok {
+			id, ok = strings.CutSuffix(key, ".json.gz")
+		}
 		if !ok || !validID(id) {
 			continue // not the runner's
 		}

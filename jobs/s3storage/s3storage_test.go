@@ -210,7 +210,7 @@ func TestJobOnS3(t *testing.T) {
 		t.Fatal("the multipart answer lacks a range")
 	}
 	keys, err := storage.Keys(ctx)
-	if err != nil || len(keys) != 1 || keys[0] != j.ID+".json" {
+	if err != nil || len(keys) != 2 || keys[0] != j.ID+".json" || keys[1] != j.ID+".json.gz" {
 		t.Fatalf("objects: %q, %v", keys, err)
 	}
 	if err := r.Delete(ctx, "user_s3", j.ID); err != nil {
