@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -365,7 +366,10 @@ func TestExpiryAndCleanup(t *testing.T) {
 			if ev.Outcome == jobs.OutcomeExpired {
 				expired = append(expired, ev.JobID)
 			}
-		}))
+		}),
+		// The test runs the cleanup itself, when it has moved the clock;
+		// TestPeriodicCleanup checks the periodic job.
+		jobs.WithRiverConfig(func(c *river.Config) { fastRiver(c); c.PeriodicJobs = nil }))
 	h := jobs.NewHandler(r, headerUser)
 	rec := do(t, h, "POST", "/api/exports", "user_jane")
 	require.Equal(t, http.StatusAccepted, rec.Code)
@@ -493,4 +497,26 @@ func TestDeleteWhileRunning(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "files: %q", files)
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestPeriodicCleanup: the runner's periodic River job runs the cleanup
+// by itself: an orphan file goes, and a file past its time expires.
+func TestPeriodicCleanup(t *testing.T) {
+	e := sqliteEngine(t)
+	clock := newClock()
+	r := newRunner(t, e, export.NewExporter(demoStore()), jobs.WithClock(clock.Now), jobs.WithCleanupInterval(100*time.Millisecond))
+	j, _, err := r.Enqueue(context.Background(), "user_jane")
+	require.NoError(t, err)
+	waitFor(t, r, "user_jane", j.ID, jobs.StatusReady)
+	dir := storageDir(r)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, strings.Repeat("c", 32)+".json"), []byte("{}"), 0o600))
+	clock.Add(8 * 24 * time.Hour)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(listFiles(t, dir)) > 0 {
+		require.True(t, time.Now().Before(deadline), "files left: %q", listFiles(t, dir))
+		time.Sleep(20 * time.Millisecond)
+	}
+	js, err := r.Jobs(context.Background(), "user_jane")
+	require.NoError(t, err)
+	assert.Equal(t, jobs.StatusExpired, js[0].Status)
 }
