@@ -3,9 +3,10 @@
 // /api/exports/{id}, its /download and DELETE) next to the synchronous
 // GET /api/export, for accounts too large to export within one request.
 //
-// Jobs run on River (github.com/riverqueue/river): on PostgreSQL through
-// riverdatabasesql for hosts with many instances, on SQLite through
-// riversqlite for a single instance. A job's row (table export_job, see
+// Jobs run on River (github.com/riverqueue/river): on PostgreSQL for
+// hosts with many instances, through riverpgxv5 on a pgx pool (NewPgx) or
+// riverdatabasesql on a *sql.DB (New), and on SQLite through riversqlite
+// for a single instance (New). A job's row (table export_job, see
 // Schema) and its River job are inserted in one transaction; a worker
 // that dies mid-job leaves its River job running, which River's rescuer
 // retries once it has been running for the job timeout plus the rescue

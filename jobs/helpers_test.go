@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
@@ -61,6 +62,18 @@ type engine struct {
 	// dsn reopens the same database (a child process, a second instance).
 	dsn     string
 	dialect sqlstore.Dialect
+	// pool, when set, is pgx's own pool: the runner is NewPgx's, on
+	// River's pgx driver (db is then a database/sql handle on the same
+	// database, for the fixtures and the store).
+	pool *pgxpool.Pool
+}
+
+// runner makes a runner on e (not migrated, not started).
+func (e *engine) runner(ex export.Exporter, opts ...jobs.Option) (*jobs.Runner, error) {
+	if e.pool != nil {
+		return jobs.NewPgx(e.pool, ex, opts...)
+	}
+	return jobs.New(e.db, e.driver, ex, opts...)
 }
 
 // sqliteEngine is an SQLite file of the test's own, one connection for
@@ -107,7 +120,24 @@ func postgresEngine(t testing.TB) *engine {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	e := openPostgres(t, u.String())
+	return openPostgres(t, u.String())
+}
+
+// pgxEngine is postgresEngine with the runner on pgx's pool and River's
+// pgx driver.
+func pgxEngine(t testing.TB) *engine {
+	t.Helper()
+	e := postgresEngine(t)
+	return openPgx(t, e.dsn)
+}
+
+func openPgx(t testing.TB, dsn string) *engine {
+	t.Helper()
+	e := openPostgres(t, dsn)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	e.name, e.pool = "PostgreSQL-pgx", pool
 	return e
 }
 
@@ -129,7 +159,7 @@ func engines() []struct {
 	return []struct {
 		name string
 		open func(testing.TB) *engine
-	}{{"SQLite", sqliteEngine}, {"PostgreSQL", postgresEngine}}
+	}{{"SQLite", sqliteEngine}, {"PostgreSQL", postgresEngine}, {"PostgreSQL-pgx", pgxEngine}}
 }
 
 // fastRiver makes River poll often and start without its production
@@ -150,7 +180,7 @@ func newRunner(t testing.TB, e *engine, ex export.Exporter, opts ...jobs.Option)
 	st, err := jobs.NewLocalDir(filepath.Join(t.TempDir(), "files"))
 	require.NoError(t, err)
 	all := append([]jobs.Option{jobs.WithStorage(st), jobs.WithRiverConfig(fastRiver), jobs.WithLogger(quietLogger())}, opts...)
-	r, err := jobs.New(e.db, e.driver, ex, all...)
+	r, err := e.runner(ex, all...)
 	require.NoError(t, err)
 	ctx := context.Background()
 	require.NoError(t, r.Migrate(ctx))

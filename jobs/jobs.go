@@ -14,10 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/agentbot/export"
 )
@@ -97,9 +102,12 @@ func (j Job) active() bool { return j.Status == StatusQueued || j.Status == Stat
 // NewHandler). Create it with New, create its tables with Migrate (once),
 // then Start it; it is safe for concurrent use.
 type Runner struct {
-	db       *sql.DB
+	db       *sql.DB // the job table's reads; its transactions go through inTx
 	postgres bool
-	client   *river.Client[*sql.Tx]
+	client   riverClient
+	migrate  func(context.Context) error // River's migrations, with the runner's driver
+	inTx     func(context.Context, func(tx dbtx, insert inserter) error) error
+	closeDB  bool // db was made by the runner (NewPgx): Stop closes it
 	exporter export.Exporter
 	storage  Storage
 
@@ -117,8 +125,49 @@ type Runner struct {
 	notify          func(context.Context, Job)
 	audit           func(context.Context, export.Event)
 	riverConfig     func(*river.Config)
-	driver          riverdriver.Driver[*sql.Tx]
 	gzipCopy        bool
+}
+
+// riverClient is what the runner asks of its River client, whichever
+// transaction type its driver has.
+type riverClient interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+	JobGet(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	JobCancel(ctx context.Context, id int64) (*rivertype.JobRow, error)
+}
+
+// dbtx is one transaction on the job table, database/sql's or pgx's.
+type dbtx interface {
+	queryRow(ctx context.Context, query string, args ...any) scanner
+	exec(ctx context.Context, query string, args ...any) error
+}
+
+// inserter inserts a River job in the transaction it was made for and
+// returns its River ID.
+type inserter func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error)
+
+type sqlTx struct{ tx *sql.Tx }
+
+func (t sqlTx) queryRow(ctx context.Context, q string, args ...any) scanner {
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (t sqlTx) exec(ctx context.Context, q string, args ...any) error {
+	_, err := t.tx.ExecContext(ctx, q, args...)
+	return err
+}
+
+type pgxTx struct{ tx pgx.Tx }
+
+func (t pgxTx) queryRow(ctx context.Context, q string, args ...any) scanner {
+	return t.tx.QueryRow(ctx, q, args...)
+}
+
+func (t pgxTx) exec(ctx context.Context, q string, args ...any) error {
+	_, err := t.tx.Exec(ctx, q, args...)
+	return err
 }
 
 // Option configures a Runner.
@@ -215,18 +264,89 @@ const (
 
 // New returns a runner whose jobs and River queue live in db, through
 // driver: riversqlite.New(db) for SQLite (a pool of one connection, as
-// River asks) or riverdatabasesql.New(db) for PostgreSQL. Both work on
-// *sql.Tx, so a job's row and its River job are inserted in one
-// transaction on either engine. exporter makes the documents: give it
-// the one the synchronous endpoint uses, and both serve the same bytes.
+// River asks) or riverdatabasesql.New(db) for PostgreSQL over any
+// database/sql driver. Both work on *sql.Tx, so a job's row and its River
+// job are inserted in one transaction. (On pgx's own pool, use NewPgx.)
+// exporter makes the documents: give it the one the synchronous endpoint
+// uses, and both serve the same bytes.
 func New(db *sql.DB, driver riverdriver.Driver[*sql.Tx], exporter export.Exporter, opts ...Option) (*Runner, error) {
 	if db == nil || driver == nil || exporter == nil {
 		return nil, errors.New("jobs: New needs a database, a River driver and an Exporter")
 	}
-	r := &Runner{db: db, driver: driver, exporter: exporter, gzipCopy: true}
-	if _, ok := driver.(*riversqlite.Driver); !ok {
-		r.postgres = true
+	_, sqlite := driver.(*riversqlite.Driver)
+	r, err := newRunner(db, !sqlite, exporter, opts)
+	if err != nil {
+		return nil, err
 	}
+	client, err := newClient(r, driver)
+	if err != nil {
+		return nil, err
+	}
+	r.inTx = func(ctx context.Context, fn func(dbtx, inserter) error) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		insert := func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
+			res, err := client.InsertTx(ctx, tx, args, opts)
+			if err != nil {
+				return 0, err
+			}
+			return res.Job.ID, nil
+		}
+		if err := fn(sqlTx{tx}, insert); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	return r, nil
+}
+
+// NewPgx is New on a pgx pool, through River's pgx driver (riverpgxv5,
+// which listens for new jobs instead of polling): a job's row and its
+// River job are inserted in one pgx transaction. The job table's reads go
+// through a database/sql handle on the same pool, which Stop closes.
+func NewPgx(pool *pgxpool.Pool, exporter export.Exporter, opts ...Option) (*Runner, error) {
+	if pool == nil || exporter == nil {
+		return nil, errors.New("jobs: NewPgx needs a pool and an Exporter")
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	r, err := newRunner(db, true, exporter, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.closeDB = true
+	client, err := newClient(r, riverpgxv5.New(pool))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.inTx = func(ctx context.Context, fn func(dbtx, inserter) error) error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		insert := func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
+			res, err := client.InsertTx(ctx, tx, args, opts)
+			if err != nil {
+				return 0, err
+			}
+			return res.Job.ID, nil
+		}
+		if err := fn(pgxTx{tx}, insert); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}
+	return r, nil
+}
+
+// newRunner applies the options and their defaults.
+func newRunner(db *sql.DB, postgres bool, exporter export.Exporter, opts []Option) (*Runner, error) {
+	r := &Runner{db: db, postgres: postgres, exporter: exporter, gzipCopy: true}
 	for _, opt := range opts {
 		opt(r)
 	}
@@ -267,6 +387,12 @@ func New(db *sql.DB, driver riverdriver.Driver[*sql.Tx], exporter export.Exporte
 		}
 		r.storage = s
 	}
+	return r, nil
+}
+
+// newClient makes r's River client on driver, with r's workers, queue and
+// periodic cleanup.
+func newClient[TTx any](r *Runner, driver riverdriver.Driver[TTx]) (*river.Client[TTx], error) {
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &exportWorker{r: r}); err != nil {
 		return nil, err
@@ -294,17 +420,21 @@ func New(db *sql.DB, driver riverdriver.Driver[*sql.Tx], exporter export.Exporte
 		return nil, err
 	}
 	r.client = client
-	return r, nil
+	r.migrate = func(ctx context.Context) error {
+		m, err := rivermigrate.New(driver, nil)
+		if err != nil {
+			return err
+		}
+		_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		return err
+	}
+	return client, nil
 }
 
 // Migrate creates River's tables (its migrations, up) and the job table
 // (Schema) where missing.
 func (r *Runner) Migrate(ctx context.Context) error {
-	m, err := rivermigrate.New(r.driver, nil)
-	if err != nil {
-		return err
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+	if err := r.migrate(ctx); err != nil {
 		return fmt.Errorf("jobs: River migrations: %w", err)
 	}
 	for stmt := range strings.SplitSeq(Schema, ";") {
@@ -324,7 +454,10 @@ func (r *Runner) Start(ctx context.Context) error { return r.client.Start(ctx) }
 func (r *Runner) Stop(ctx context.Context) error {
 	err := r.client.Stop(ctx)
 	if ctx.Err() != nil {
-		return r.client.StopAndCancel(context.Background())
+		err = r.client.StopAndCancel(context.Background())
+	}
+	if r.closeDB {
+		r.db.Close()
 	}
 	return err
 }
@@ -509,45 +642,45 @@ func (r *Runner) activeJob(ctx context.Context, q querier, userID string) (Job, 
 	return j, err
 }
 
-func (r *Runner) enqueue(ctx context.Context, userID string) (Job, bool, error) {
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Job{}, false, err
-	}
-	defer tx.Rollback()
-	if a, err := r.activeJob(ctx, tx, userID); err == nil {
-		return a, false, nil
-	} else if !errors.Is(err, errNoJob) {
-		return Job{}, false, err
-	}
-	now := r.now()
-	if r.cooldown > 0 {
-		var last sql.NullInt64
-		if err := tx.QueryRowContext(ctx, r.q(`SELECT MAX(finished_at) FROM export_job WHERE user_id = ?`), userID).Scan(&last); err != nil {
-			return Job{}, false, err
+func (r *Runner) enqueue(ctx context.Context, userID string) (job Job, created bool, err error) {
+	err = r.inTx(ctx, func(tx dbtx, insert inserter) error {
+		a, err := scanJob(tx.queryRow(ctx, r.q(`SELECT `+jobColumns+` FROM export_job WHERE user_id = ? AND status IN ('queued', 'running')`), userID))
+		if err == nil {
+			job = a
+			return nil
 		}
-		if last.Valid {
-			if wait := fromMillis(last.Int64).Add(r.cooldown).Sub(now); wait > 0 {
-				return Job{}, false, &CooldownError{RetryAfter: wait}
+		if !errors.Is(err, sql.ErrNoRows) && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		now := r.now()
+		if r.cooldown > 0 {
+			var last sql.NullInt64
+			if err := tx.queryRow(ctx, r.q(`SELECT MAX(finished_at) FROM export_job WHERE user_id = ?`), userID).Scan(&last); err != nil {
+				return err
+			}
+			if last.Valid {
+				if wait := fromMillis(last.Int64).Add(r.cooldown).Sub(now); wait > 0 {
+					return &CooldownError{RetryAfter: wait}
+				}
 			}
 		}
-	}
-	j := Job{ID: newID(), UserID: userID, Status: StatusQueued, CreatedAt: fromMillis(now.UnixMilli())}
-	if _, err := tx.ExecContext(ctx, r.q(`INSERT INTO export_job (id, user_id, status, created_at) VALUES (?, ?, 'queued', ?)`), j.ID, userID, now.UnixMilli()); err != nil {
-		return Job{}, false, err
-	}
-	res, err := r.client.InsertTx(ctx, tx, exportArgs{JobID: j.ID}, &river.InsertOpts{Queue: QueueName, MaxAttempts: r.maxAttempts})
+		j := Job{ID: newID(), UserID: userID, Status: StatusQueued, CreatedAt: fromMillis(now.UnixMilli())}
+		if err := tx.exec(ctx, r.q(`INSERT INTO export_job (id, user_id, status, created_at) VALUES (?, ?, 'queued', ?)`), j.ID, userID, now.UnixMilli()); err != nil {
+			return err
+		}
+		if j.riverID, err = insert(ctx, exportArgs{JobID: j.ID}, &river.InsertOpts{Queue: QueueName, MaxAttempts: r.maxAttempts}); err != nil {
+			return err
+		}
+		if err := tx.exec(ctx, r.q(`UPDATE export_job SET river_id = ? WHERE id = ?`), j.riverID, j.ID); err != nil {
+			return err
+		}
+		job, created = j, true
+		return nil
+	})
 	if err != nil {
 		return Job{}, false, err
 	}
-	j.riverID = res.Job.ID
-	if _, err := tx.ExecContext(ctx, r.q(`UPDATE export_job SET river_id = ? WHERE id = ?`), j.riverID, j.ID); err != nil {
-		return Job{}, false, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Job{}, false, err
-	}
-	return j, true, nil
+	return job, created, nil
 }
 
 // Delete removes userID's job id and its file. A running export is

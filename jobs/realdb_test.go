@@ -111,7 +111,8 @@ func (x instanceExporter) Export(ctx context.Context, w io.Writer, req export.Re
 }
 
 // TestTwoInstancesOnePostgres runs two runners (two pools, two River
-// clients) on one PostgreSQL schema; users ask both at once, three times
+// clients, one on riverdatabasesql, one on riverpgxv5) on one PostgreSQL
+// schema; users ask both at once, three times
 // over. Each user gets one job per round whichever instance was asked,
 // both instances work the shared queue, and no user's export ever runs
 // twice at once.
@@ -123,7 +124,9 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 	}
 	store := seedSQL(t, e, users...)
 	check := &concurrencyCheck{Exporter: export.NewExporter(store), running: map[string]int{}, byName: map[string]int{}}
-	e2 := openPostgres(t, e.dsn)
+	// The second instance on pgx's pool and River's pgx driver: both
+	// drivers share one queue.
+	e2 := openPgx(t, e.dsn)
 	storage, err := jobs.NewLocalDir(filepath.Join(t.TempDir(), "shared"))
 	require.NoError(t, err)
 	r1 := newRunner(t, e, instanceExporter{check, "one"}, jobs.WithStorage(storage))
@@ -227,7 +230,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 			opts := []jobs.Option{jobs.WithStorage(storage), jobs.WithClock(clock.Now), jobs.WithRiverConfig(fastRiver), jobs.WithLogger(quietLogger()),
 				jobs.WithJobTimeout(time.Second, time.Second)}
 			ex := export.NewExporter(store)
-			r, err := jobs.New(e.db, e.driver, ex, opts...)
+			r, err := e.runner(ex, opts...)
 			require.NoError(t, err)
 			ctx := context.Background()
 			require.NoError(t, r.Migrate(ctx))
@@ -289,16 +292,19 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // half-way, until the parent kills the process.
 func killedChild(t *testing.T) {
 	var e *engine
-	if os.Getenv(childEnv) == "SQLite" {
+	switch os.Getenv(childEnv) {
+	case "SQLite":
 		e = openSQLite(t, os.Getenv("JOBS_TEST_DSN"))
-	} else {
+	case "PostgreSQL-pgx":
+		e = openPgx(t, os.Getenv("JOBS_TEST_DSN"))
+	default:
 		e = openPostgres(t, os.Getenv("JOBS_TEST_DSN"))
 	}
 	store, err := sqlstore.New(e.db, e.dialect)
 	require.NoError(t, err)
 	storage, err := jobs.NewLocalDir(os.Getenv("JOBS_TEST_DIR"))
 	require.NoError(t, err)
-	r, err := jobs.New(e.db, e.driver, stallingExporter{export.NewExporter(store), os.Getenv("JOBS_TEST_MARKER")},
+	r, err := e.runner(stallingExporter{export.NewExporter(store), os.Getenv("JOBS_TEST_MARKER")},
 		jobs.WithStorage(storage), jobs.WithRiverConfig(fastRiver), jobs.WithJobTimeout(time.Hour, 0))
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background()))
