@@ -148,6 +148,17 @@ type dbtx interface {
 // returns its River ID.
 type inserter func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error)
 
+// inserterFor inserts River jobs with client in tx.
+func inserterFor[TTx any](client *river.Client[TTx], tx TTx) inserter {
+	return func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
+		res, err := client.InsertTx(ctx, tx, args, opts)
+		if err != nil {
+			return 0, err
+		}
+		return res.Job.ID, nil
+	}
+}
+
 type sqlTx struct{ tx *sql.Tx }
 
 func (t sqlTx) queryRow(ctx context.Context, q string, args ...any) scanner {
@@ -288,14 +299,7 @@ func New(db *sql.DB, driver riverdriver.Driver[*sql.Tx], exporter export.Exporte
 			return err
 		}
 		defer tx.Rollback()
-		insert := func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
-			res, err := client.InsertTx(ctx, tx, args, opts)
-			if err != nil {
-				return 0, err
-			}
-			return res.Job.ID, nil
-		}
-		if err := fn(sqlTx{tx}, insert); err != nil {
+		if err := fn(sqlTx{tx}, inserterFor(client, tx)); err != nil {
 			return err
 		}
 		return tx.Commit()
@@ -329,14 +333,7 @@ func NewPgx(pool *pgxpool.Pool, exporter export.Exporter, opts ...Option) (*Runn
 			return err
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		insert := func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
-			res, err := client.InsertTx(ctx, tx, args, opts)
-			if err != nil {
-				return 0, err
-			}
-			return res.Job.ID, nil
-		}
-		if err := fn(pgxTx{tx}, insert); err != nil {
+		if err := fn(pgxTx{tx}, inserterFor(client, tx)); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
