@@ -239,6 +239,18 @@ func (h *Handler) download(w http.ResponseWriter, req *http.Request, j Job) {
 		export.WriteError(w, req, http.StatusConflict, "the export is not ready")
 		return
 	}
+	filename := export.Filename(h.r.prefix, j.UserID, j.SnapshotAt)
+	if h.r.redirectTTL > 0 {
+		u, err := h.r.storage.(Redirector).RedirectURL(req.Context(), fileKey(j.ID), h.r.redirectTTL, filename)
+		if err != nil {
+			h.failed(w, req, "could not sign the download", err)
+			return
+		}
+		// Minted for this request only; never cached (no-store is set).
+		http.Redirect(w, req, u, http.StatusFound)
+		h.r.emit(req.Context(), export.Event{UserID: j.UserID, JobID: j.ID, Outcome: OutcomeDownloaded, Status: http.StatusFound, Bytes: j.Bytes, Encoding: "identity", Duration: time.Since(start)})
+		return
+	}
 	hdr := w.Header()
 	// Every answer of the download, for a cache between: its body depends
 	// on Accept-Encoding when a gzip copy is stored.
@@ -265,7 +277,7 @@ func (h *Handler) download(w http.ResponseWriter, req *http.Request, j Job) {
 	}
 	defer obj.Close()
 	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Disposition", `attachment; filename="`+export.Filename(h.r.prefix, j.UserID, j.SnapshotAt)+`"`)
+	hdr.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	// A strong validator per representation: the SHA-256 of the bytes
 	// sent, so that If-Range never mixes the two.
 	hdr.Set("ETag", `"`+etag+`"`)

@@ -126,6 +126,7 @@ type Runner struct {
 	audit           func(context.Context, export.Event)
 	riverConfig     func(*river.Config)
 	gzipCopy        bool
+	redirectTTL     time.Duration // > 0: downloads redirect to the storage's URL
 }
 
 // riverClient is what the runner asks of its River client, whichever
@@ -256,6 +257,24 @@ func WithAuditHook(fn func(context.Context, export.Event)) Option {
 // --compressed) get the document as it is.
 func WithoutCompressedCopy() Option { return func(r *Runner) { r.gzipCopy = false } }
 
+// MaxRedirectTTL bounds how long a presigned download URL is valid.
+const MaxRedirectTTL = 5 * time.Minute
+
+// WithPresignedRedirect answers an authorised download with a redirect
+// (302) to a URL the storage mints for that request, valid for ttl (at
+// most MaxRedirectTTL, which is also what ttl <= 0 means), instead of
+// sending the file through the application. The storage must implement
+// Redirector (s3storage does); New fails otherwise. The URL serves the
+// document itself (ranges too, by the store), not the gzip copy.
+func WithPresignedRedirect(ttl time.Duration) Option {
+	return func(r *Runner) {
+		if ttl <= 0 || ttl > MaxRedirectTTL {
+			ttl = MaxRedirectTTL
+		}
+		r.redirectTTL = ttl
+	}
+}
+
 // WithRiverConfig lets fn change River's configuration after the
 // runner's own settings (poll interval, logger, test mode...). The
 // runner's queue and workers must stay.
@@ -383,6 +402,9 @@ func newRunner(db *sql.DB, postgres bool, exporter export.Exporter, opts []Optio
 			return nil, err
 		}
 		r.storage = s
+	}
+	if _, ok := r.storage.(Redirector); r.redirectTTL > 0 && !ok {
+		return nil, errors.New("jobs: WithPresignedRedirect needs a Storage that implements Redirector")
 	}
 	return r, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Storage keeps finished export files. Keys are the runner's own (a job
@@ -35,6 +36,14 @@ type Storage interface {
 	// Keys lists the keys of the objects stored (complete ones only),
 	// for the cleanup to find files no job owns.
 	Keys(ctx context.Context) ([]string, error)
+}
+
+// Redirector is an optional ability of a Storage: a URL from which the
+// object under key can be fetched directly for ttl, without credentials
+// (an S3 presigned URL), its download named filename. WithPresignedRedirect
+// sends clients there.
+type Redirector interface {
+	RedirectURL(ctx context.Context, key string, ttl time.Duration, filename string) (string, error)
 }
 
 // Object is a stored file, open for reading.

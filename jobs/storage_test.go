@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentbot/export"
 	"github.com/agentbot/export/jobs"
 	"github.com/agentbot/export/jobs/storagetest"
 )
@@ -32,4 +34,12 @@ func TestLocalDirRefusesAnOpenDirectory(t *testing.T) {
 	fi, err := os.Stat(created)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}
+
+func TestPresignedRedirectNeedsARedirector(t *testing.T) {
+	e := sqliteEngine(t)
+	st, err := jobs.NewLocalDir(filepath.Join(t.TempDir(), "files"))
+	require.NoError(t, err)
+	_, err = jobs.New(e.db, e.driver, export.NewExporter(demoStore()), jobs.WithStorage(st), jobs.WithPresignedRedirect(time.Minute))
+	require.ErrorContains(t, err, "Redirector")
 }

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -36,7 +37,10 @@ type Storage struct {
 	tmpDir string
 }
 
-var _ jobs.Storage = (*Storage)(nil)
+var (
+	_ jobs.Storage    = (*Storage)(nil)
+	_ jobs.Redirector = (*Storage)(nil)
+)
 
 // Option configures a Storage.
 type Option func(*Storage)
@@ -127,6 +131,23 @@ func (s *Storage) Keys(ctx context.Context) ([]string, error) {
 		}
 	}
 	return keys, nil
+}
+
+// RedirectURL presigns a GET of key, valid for ttl, whose answer names the
+// download filename and has the endpoint's Content-Type and no-store
+// (S3's response-* overrides), for jobs.WithPresignedRedirect.
+func (s *Storage) RedirectURL(ctx context.Context, key string, ttl time.Duration, filename string) (string, error) {
+	req, err := s3.NewPresignClient(s.client).PresignGetObject(ctx, &s3.GetObjectInput{
+		Bucket:                     aws.String(s.bucket),
+		Key:                        aws.String(s.prefix + key),
+		ResponseContentDisposition: aws.String(`attachment; filename="` + filename + `"`),
+		ResponseContentType:        aws.String("application/json"),
+		ResponseCacheControl:       aws.String("no-store"),
+	}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", err
+	}
+	return req.URL, nil
 }
 
 func notFound(err error) bool {

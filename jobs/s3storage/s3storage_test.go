@@ -135,9 +135,11 @@ func TestUploadLeavesNoTempFile(t *testing.T) {
 	}
 }
 
-// TestJobOnS3 runs a job whose file goes to the S3 server, and downloads
-// it whole and by ranges through the job API.
-func TestJobOnS3(t *testing.T) {
+// readyJobOnS3 runs a runner whose files go to the S3 server, with opts,
+// and a job of user_s3 to the end. It returns the runner, the storage,
+// the job and the synchronous endpoint's document for the same instant.
+func readyJobOnS3(t *testing.T, opts ...jobs.Option) (*jobs.Runner, *s3storage.Storage, jobs.Job, []byte) {
+	t.Helper()
 	client := startServer(t)
 	storage := s3storage.New(client, newBucket(t, client), s3storage.WithTempDir(t.TempDir()))
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "jobs.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
@@ -145,7 +147,7 @@ func TestJobOnS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	mem := memstore.New()
 	mem.PutUser(export.User{ID: "user_s3", Email: "s3@example.com", Role: "user"})
 	for i := range 500 {
@@ -155,10 +157,11 @@ func TestJobOnS3(t *testing.T) {
 	clock := func() time.Time { return at }
 	ex := export.NewExporter(mem)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := jobs.New(db, riversqlite.New(db), ex, jobs.WithStorage(storage), jobs.WithClock(clock), jobs.WithLogger(quiet),
+	all := append([]jobs.Option{jobs.WithStorage(storage), jobs.WithClock(clock), jobs.WithLogger(quiet),
 		jobs.WithRiverConfig(func(c *river.Config) {
 			c.FetchPollInterval, c.FetchCooldown, c.TestOnly = 20*time.Millisecond, 10*time.Millisecond, true
-		}))
+		})}, opts...)
+	r, err := jobs.New(db, riversqlite.New(db), ex, all...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +172,7 @@ func TestJobOnS3(t *testing.T) {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer r.Stop(ctx)
-	resolve := func(*http.Request) (string, error) { return "user_s3", nil }
+	t.Cleanup(func() { r.Stop(context.Background()) })
 	j, _, err := r.Enqueue(ctx, "user_s3")
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +184,7 @@ func TestJobOnS3(t *testing.T) {
 			t.Fatal(err)
 		}
 		if js[0].Status == jobs.StatusReady {
+			j = js[0]
 			break
 		}
 		if time.Now().After(deadline) {
@@ -190,11 +193,19 @@ func TestJobOnS3(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	rec := httptest.NewRecorder()
-	export.NewHandler(ex, resolve, export.WithClock(clock), export.WithLogger(quiet)).ServeHTTP(rec, httptest.NewRequest("GET", "/api/export", nil))
-	want := rec.Body.Bytes()
+	export.NewHandler(ex, s3User, export.WithClock(clock), export.WithLogger(quiet)).ServeHTTP(rec, httptest.NewRequest("GET", "/api/export", nil))
+	return r, storage, j, rec.Body.Bytes()
+}
 
-	h := jobs.NewHandler(r, resolve)
-	rec = httptest.NewRecorder()
+func s3User(*http.Request) (string, error) { return "user_s3", nil }
+
+// TestJobOnS3 runs a job whose file goes to the S3 server, and downloads
+// it whole and by ranges through the job API.
+func TestJobOnS3(t *testing.T) {
+	r, storage, j, want := readyJobOnS3(t)
+	ctx := context.Background()
+	h := jobs.NewHandler(r, s3User)
+	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/exports/"+j.ID+"/download", nil))
 	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), want) {
 		t.Fatalf("download: %d, %d bytes, want 200 and the endpoint's %d", rec.Code, rec.Body.Len(), len(want))
@@ -218,5 +229,52 @@ func TestJobOnS3(t *testing.T) {
 	}
 	if keys, err := storage.Keys(ctx); err != nil || len(keys) != 0 {
 		t.Fatalf("objects after DELETE: %q, %v", keys, err)
+	}
+}
+
+// TestPresignedRedirect: with WithPresignedRedirect, an authorised
+// download is a 302 to a URL minted for it, valid for the time asked (at
+// most 5 minutes), which serves the document (and its ranges) with the
+// attachment name; another user still gets the 404.
+func TestPresignedRedirect(t *testing.T) {
+	r, _, j, want := readyJobOnS3(t, jobs.WithPresignedRedirect(time.Minute))
+	h := jobs.NewHandler(r, s3User)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/exports/"+j.ID+"/download", nil))
+	if rec.Code != http.StatusFound || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("download: %d, Cache-Control %q", rec.Code, rec.Header().Get("Cache-Control"))
+	}
+	loc := rec.Header().Get("Location")
+	if !strings.Contains(loc, "X-Amz-Expires=60") {
+		t.Fatalf("the URL is not valid for one minute: %s", loc)
+	}
+	resp, err := http.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Fatalf("the presigned URL: %d, %d bytes, want the document's %d", resp.StatusCode, len(body), len(want))
+	}
+	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="agentbot-export-user_s3-2026-04-02.json"` {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	req, _ := http.NewRequest("GET", loc, nil)
+	req.Header.Set("Range", "bytes=10-19")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, want[10:20]) {
+		t.Fatalf("a range of the presigned URL: %d %q", resp.StatusCode, part)
+	}
+	other := jobs.NewHandler(r, func(*http.Request) (string, error) { return "someone_else", nil })
+	rec = httptest.NewRecorder()
+	other.ServeHTTP(rec, httptest.NewRequest("GET", "/api/exports/"+j.ID+"/download", nil))
+	if rec.Code != http.StatusNotFound || rec.Header().Get("Location") != "" {
+		t.Fatalf("another user: %d, Location %q", rec.Code, rec.Header().Get("Location"))
 	}
 }
