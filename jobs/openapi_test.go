@@ -40,9 +40,14 @@ func TestOpenAPIMatchesJobHandler(t *testing.T) {
 	samGate := make(chan struct{})
 	gated := &userGate{Exporter: export.NewExporter(demoStore()), user: "user_sam", gate: samGate}
 	r := newRunner(t, e, gated, jobs.WithClock(clock.Now), jobs.WithCooldown(time.Hour))
-	t.Cleanup(func() { close(samGate) }) // before the runner stops
 	h := jobs.NewHandler(r, headerUser)
 	failing := jobs.NewHandler(r, func(*http.Request) (string, error) { return "", errors.New("the session store is down") })
+	// A second instance on the same database and files, whose storage
+	// mints URLs (instances sharing a queue must share the storage: any of
+	// them may work a job).
+	presigning := jobs.NewHandler(newRunner(t, e, gated, jobs.WithClock(clock.Now), jobs.WithCooldown(time.Hour),
+		jobs.WithStorage(fakeRedirector{r.Storage().(*jobs.LocalDir)}), jobs.WithPresignedRedirect(time.Minute)), headerUser)
+	t.Cleanup(func() { close(samGate) }) // before the runners stop
 	ctx := context.Background()
 
 	// A ready job of Jane's, and one of Sam's held running.
@@ -99,6 +104,7 @@ func TestOpenAPIMatchesJobHandler(t *testing.T) {
 			"get": {
 				"200": &scenario{h, "GET", dl, "user_jane", nil},
 				"206": &scenario{h, "GET", dl, "user_jane", []string{"Range", "bytes=0-9"}},
+				"302": &scenario{presigning, "GET", dl, "user_jane", nil},
 				"304": &scenario{h, "GET", dl, "user_jane", []string{"If-None-Match", `"` + readyJob.SHA256 + `"`}},
 				"401": &scenario{h, "GET", dl, "", nil},
 				"404": &scenario{h, "GET", unknown + "/download", "user_jane", nil},
@@ -155,6 +161,13 @@ func TestOpenAPIMatchesJobHandler(t *testing.T) {
 			assert.Contains(t, scenarios, path)
 		}
 	}
+}
+
+// fakeRedirector is a LocalDir that mints URLs of a made-up host.
+type fakeRedirector struct{ *jobs.LocalDir }
+
+func (fakeRedirector) RedirectURL(_ context.Context, key string, ttl time.Duration, _ string) (string, error) {
+	return "https://files.example/" + key + "?expires=" + ttl.String(), nil
 }
 
 // userGate holds the exports of one user until its gate is closed.
