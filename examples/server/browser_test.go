@@ -37,6 +37,25 @@ func chromium(t *testing.T) string {
 // returns.
 func browse(t *testing.T, bin, url, shot string) string {
 	t.Helper()
+	// Headless Chromium now and then never exits after the page saved a
+	// download under --virtual-time-budget (the "download" subtest hung
+	// for its 60 seconds in 1 of 18 runs of main here, and about 1 in 6 of
+	// this branch's): a run that has not ended in 30 seconds is killed and
+	// tried once more, saying so.
+	for attempt := 1; ; attempt++ {
+		out, hung, err := browseOnce(t, bin, url, shot)
+		if hung && attempt == 1 {
+			t.Logf("chromium %s did not exit within 30 s; trying once more", url)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+func browseOnce(t *testing.T, bin, url, shot string) (dom string, hung bool, err error) {
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir=" + t.TempDir(), "--window-size=900,760", "--hide-scrollbars",
@@ -47,21 +66,21 @@ func browse(t *testing.T, bin, url, shot string) string {
 	} else {
 		args = append(args, "--dump-dom")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("chromium %s: %v\n%s", url, err, stderr.String())
+		return "", ctx.Err() != nil, fmt.Errorf("chromium %s: %v\n%s", url, err, stderr.String())
 	}
 	if shot != "" {
 		if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {
-			t.Fatalf("no screenshot of %s: %v\n%s", url, err, stderr.String())
+			return "", false, fmt.Errorf("no screenshot of %s: %v\n%s", url, err, stderr.String())
 		}
 	}
-	return string(out)
+	return string(out), false, nil
 }
 
 // browserServer is the demo app behind a test front: a session cookie
