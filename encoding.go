@@ -148,6 +148,21 @@ func negotiate(r *http.Request, encs []encoder) *encoder {
 	return best
 }
 
+// NegotiateEncoding picks, among the content codings offered (names such
+// as "gzip", in the server's order of preference), the one to send r, by
+// the rules the handler follows (RFC 9110 section 12.5.3); "" means
+// identity. Package jobs serves its stored gzip copy with it.
+func NegotiateEncoding(r *http.Request, offered ...string) string {
+	encs := make([]encoder, 0, len(offered))
+	for _, name := range offered {
+		encs = append(encs, encoder{name: strings.ToLower(name)})
+	}
+	if e := negotiate(r, encs); e != nil {
+		return e.name
+	}
+	return ""
+}
+
 // parseAcceptEncoding reads Accept-Encoding field lines into the q-value
 // (in thousandths) of each coding, lower case; x-gzip counts as gzip
 // (RFC 9110 section 8.4.1.3). When a coding is listed twice, its first

@@ -3,6 +3,7 @@ package export
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -108,4 +109,28 @@ func FuzzAcceptEncoding(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestNegotiateEncoding(t *testing.T) {
+	for _, c := range []struct {
+		accept []string // nil: no Accept-Encoding field
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"gzip"}, "gzip"},
+		{[]string{"GZIP;q=0.5, identity;q=0.4"}, "gzip"},
+		{[]string{"gzip;q=0, *;q=0.1"}, ""},
+		{[]string{"identity;q=1, gzip;q=0.5"}, ""},
+		{[]string{"br"}, ""},
+		{[]string{"x-gzip"}, "gzip"},
+		{[]string{"gzip;q=2"}, ""}, // malformed: identity
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if c.accept != nil {
+			r.Header["Accept-Encoding"] = c.accept
+		}
+		if got := NegotiateEncoding(r, "gzip"); got != c.want {
+			t.Errorf("Accept-Encoding %q: %q, want %q", c.accept, got, c.want)
+		}
+	}
 }

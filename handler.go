@@ -177,6 +177,9 @@ type Event struct {
 	Sections       map[string]int // records per section added by the host
 	Duration       time.Duration
 	Err            error // the full error; never shown to the client
+	// JobID is the export job the event is about (package jobs: its
+	// transitions and downloads); "" for the synchronous endpoint.
+	JobID string
 }
 
 // Outcome sums up how a request ended. Its values are identifiers
@@ -696,6 +699,16 @@ func (h *Handler) logFailure(r *http.Request, err error) {
 // "message" for 500s and 503s.
 func (h *Handler) writeError(w *trackingWriter, r *http.Request, ev *Event, status int, message string) {
 	ev.Status = status
+	WriteError(w, r, status, message)
+}
+
+// WriteError answers r with the contract's error: status, a JSON body
+// {"error":"<status text>"} (for 500 and 503, "Export failed") with
+// "message" when message is not "", Content-Type application/json,
+// Cache-Control no-store and nosniff, and no body for a HEAD. It drops a
+// Content-Disposition or Content-Encoding set before. Package jobs
+// answers its errors with it, so that both APIs fail alike.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, message string) {
 	b := append(make([]byte, 0, 96), `{"error":`...)
 	text := http.StatusText(status)
 	if status == http.StatusInternalServerError || status == http.StatusServiceUnavailable {

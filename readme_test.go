@@ -138,9 +138,12 @@ var knownPackages = map[string]string{
 	"sql": "database/sql", "http": "net/http", "context": "context", "iter": "iter", "testing": "testing",
 	"slog": "log/slog", "time": "time", "errors": "errors", "fmt": "fmt", "os": "os", "log": "log",
 	"io": "io", "zstd": "github.com/klauspost/compress/zstd",
+	"jobs": "github.com/agentbot/export/jobs", "s3storage": "github.com/agentbot/export/jobs/s3storage",
+	"riversqlite": "github.com/riverqueue/river/riverdriver/riversqlite", "riverdatabasesql": "github.com/riverqueue/river/riverdriver/riverdatabasesql",
+	"s3": "github.com/aws/aws-sdk-go-v2/service/s3", "aws": "github.com/aws/aws-sdk-go-v2/aws",
 }
 
-var selector = regexp.MustCompile(`\b([a-z]+)\.[A-Z]`)
+var selector = regexp.MustCompile(`\b([a-z][a-z0-9]*)\.[A-Z]`)
 
 // wrap makes a snippet a Go file.
 func wrap(code string) (string, snippetKind) {

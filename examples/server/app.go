@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/agentbot/export"
+	"github.com/agentbot/export/jobs"
 )
 
 const cookieName = "demo_session"
@@ -35,6 +37,9 @@ type app struct {
 	// a restart opens the new file.
 	replaced   func() error
 	replacedAt error // sticky: the first report of replaced; under mu
+	// archives, if set, runs the prepared archives ("Prepare my
+	// archive"): the job API is mounted at /api/exports.
+	archives *jobs.Runner
 
 	mu       sync.Mutex
 	sessions map[string]string // random token -> user ID
@@ -85,6 +90,15 @@ func (a *app) routes() http.Handler {
 	}
 	exp := export.NewHandler(export.NewExporter(a.store), a.currentUser, append(opts, a.opts...)...)
 	mux.Handle("/api/export", exp)
+	if a.archives != nil {
+		// Both the exact path and the subtree: POST/GET /api/exports and
+		// /api/exports/{id}[/download]. Cross-origin protection refuses a
+		// POST or DELETE another site's page makes the browser send (the
+		// SameSite=Lax cookie already stays home; this is the second lock).
+		api := http.NewCrossOriginProtection().Handler(jobs.NewHandler(a.archives, a.currentUser))
+		mux.Handle("/api/exports", api)
+		mux.Handle("/api/exports/", api)
+	}
 	if a.replaced != nil {
 		return a.refuseIfReplaced(mux)
 	}
@@ -110,7 +124,7 @@ func (a *app) refuseIfReplaced(next http.Handler) http.Handler {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "60")
-		if r.URL.Path == "/api/export" {
+		if r.URL.Path == "/api/export" || strings.HasPrefix(r.URL.Path, "/api/exports") {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -193,6 +207,8 @@ type pageData struct {
 	Counts  []sectionCount
 	// CountErr is set when the records could not be counted.
 	CountErr bool
+	// Archives offers "Prepare my archive" (the job API is mounted).
+	Archives bool
 }
 
 // sectionCount is one line of "what the export will contain".
@@ -222,6 +238,10 @@ button.secondary:hover{background:#eef3fd}
 .contents strong{color:#1f2328}
 #status{padding:.6rem .8rem;border-radius:6px;background:#eef3fd}
 #status.problem{background:#fdecea;color:#8a1c1c}
+table{border-collapse:collapse;width:100%;margin:1rem 0}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #d0d7de}
+#archive-status{padding:.6rem .8rem;border-radius:6px;background:#eef3fd}
+#archive-status.problem{background:#fdecea;color:#8a1c1c}
 input{font:inherit;padding:.45rem .6rem;border:1px solid #8c959f;border-radius:6px}
 </style></head>
 <body>
@@ -238,6 +258,11 @@ input{font:inherit;padding:.45rem .6rem;border:1px solid #8c959f;border-radius:6
 {{end}}</ul>{{end}}</div>
 </div>
 <p id="status" role="status" hidden></p>
+{{if .Archives}}<h2>Large account? Prepare an archive</h2>
+<p>The server prepares the file in the background; it is kept for 7 days, and a cut download resumes where it stopped.</p>
+<p><button type="button" id="prepare">Prepare my archive</button></p>
+<p id="archive-status" role="status" hidden></p>
+<table id="archives" hidden><thead><tr><th>Requested</th><th>State</th><th>Size</th><th></th></tr></thead><tbody></tbody></table>{{end}}
 <form method="post" action="/logout"><button class="secondary" type="submit">Sign out</button></form>
 <script>
 // The link downloads the file as it is; where scripts run, the page
@@ -280,6 +305,62 @@ document.getElementById("download").addEventListener("click", async (ev) => {
     say("The export failed" + (body.message ? " (" + body.message + ")" : "") + ". Try again later.", true);
   }
 });
+
+// Archives: the job API. The list refreshes every second while one is
+// queued or running.
+if (document.getElementById("prepare")) {
+const archiveStatus = document.getElementById("archive-status");
+const sayArchive = (text, problem) => { archiveStatus.textContent = text; archiveStatus.className = problem ? "problem" : ""; archiveStatus.hidden = false; };
+const states = {queued: "Waiting to start", running: "Being prepared", ready: "Ready", failed: "Failed", expired: "Expired"};
+let refresh = null;
+async function listArchives() {
+  let res;
+  try { res = await fetch("/api/exports", {credentials: "same-origin"}); } catch (e) { sayArchive("The server could not be reached.", true); return; }
+  if (res.status === 401) { sayArchive("Your session has ended. Sign in again to see your archives.", true); return; }
+  if (!res.ok) { sayArchive("Your archives could not be listed just now.", true); return; }
+  const list = await res.json();
+  const table = document.getElementById("archives");
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  for (const j of list) {
+    const tr = document.createElement("tr");
+    tr.id = "archive-" + j.id;
+    tr.dataset.status = j.status;
+    const cell = (text) => { const td = document.createElement("td"); td.textContent = text; tr.append(td); return td; };
+    cell(new Date(j.createdAt).toLocaleString());
+    cell(states[j.status] || j.status).className = "state";
+    cell(j.bytes == null ? "" : (j.bytes / 1024).toFixed(1) + " KiB");
+    const act = cell("");
+    if (j.download) {
+      const a = Object.assign(document.createElement("a"), {href: j.download, textContent: "Download", className: "archive-download"});
+      act.append(a, " ");
+    }
+    if (j.status !== "queued" && j.status !== "running") {
+      const del = Object.assign(document.createElement("button"), {type: "button", textContent: "Delete", className: "secondary"});
+      del.addEventListener("click", async () => { await fetch("/api/exports/" + j.id, {method: "DELETE", credentials: "same-origin"}); listArchives(); });
+      act.append(del);
+    }
+    body.append(tr);
+  }
+  table.hidden = list.length === 0;
+  const active = list.some((j) => j.status === "queued" || j.status === "running");
+  if (active && !refresh) refresh = setInterval(listArchives, 1000);
+  if (!active && refresh) { clearInterval(refresh); refresh = null; }
+}
+document.getElementById("prepare").addEventListener("click", async () => {
+  let res;
+  try { res = await fetch("/api/exports", {method: "POST", credentials: "same-origin"}); } catch (e) { sayArchive("The server could not be reached.", true); return; }
+  switch (res.status) {
+  case 202: sayArchive("Your archive is being prepared. It will appear below when it is ready.", false); break;
+  case 200: sayArchive("An archive of yours is already being prepared.", false); break;
+  case 401: sayArchive("Your session has ended. Sign in again to prepare an archive.", true); return;
+  case 429: sayArchive("You prepared an archive recently. Try again in " + (res.headers.get("Retry-After") || "a few") + " seconds.", true); return;
+  default: sayArchive("The archive could not be started. Try again later.", true); return;
+  }
+  listArchives();
+});
+listArchives();
+}
 </script>
 {{else}}
 <p id="who">Not signed in.</p>
@@ -295,7 +376,7 @@ document.getElementById("download").addEventListener("click", async (ev) => {
 
 func (a *app) page(w http.ResponseWriter, r *http.Request) {
 	user, _ := a.currentUser(r)
-	d := pageData{User: user}
+	d := pageData{User: user, Archives: a.archives != nil}
 	if user != "" {
 		d.Counts, d.CountErr = a.counts(r, user)
 	}

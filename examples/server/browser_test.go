@@ -39,6 +39,25 @@ func chromium(t *testing.T) string {
 // returns.
 func browse(t *testing.T, bin, url, shot string) string {
 	t.Helper()
+	// Headless Chromium now and then never exits after the page saved a
+	// download under --virtual-time-budget (the "download" subtest hung
+	// for its 60 seconds in 1 of 18 runs of main here, and about 1 in 6 of
+	// this branch's): a run that has not ended in 30 seconds is killed and
+	// tried once more, saying so.
+	for attempt := 1; ; attempt++ {
+		out, hung, err := browseOnce(t, bin, url, shot)
+		if hung && attempt == 1 {
+			t.Logf("chromium %s did not exit within 30 s; trying once more", url)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+func browseOnce(t *testing.T, bin, url, shot string) (dom string, hung bool, err error) {
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir=" + t.TempDir(), "--window-size=900,760", "--hide-scrollbars",
@@ -49,21 +68,21 @@ func browse(t *testing.T, bin, url, shot string) string {
 	} else {
 		args = append(args, "--dump-dom")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("chromium %s: %v\n%s", url, err, stderr.String())
+		return "", ctx.Err() != nil, fmt.Errorf("chromium %s: %v\n%s", url, err, stderr.String())
 	}
 	if shot != "" {
 		if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {
-			t.Fatalf("no screenshot of %s: %v\n%s", url, err, stderr.String())
+			return "", false, fmt.Errorf("no screenshot of %s: %v\n%s", url, err, stderr.String())
 		}
 	}
-	return string(out)
+	return string(out), false, nil
 }
 
 // browserServer is the demo app behind a test front: a session cookie
@@ -94,11 +113,24 @@ func newBrowserServer(t *testing.T, signedIn func(path string) bool, opts ...exp
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { data.db.Close() })
-	b := &browserServer{app: newApp(data.store, data.users, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...), db: data.db, statuses: map[string]int{}}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := &browserServer{app: newApp(data.store, data.users, logger, opts...), db: data.db, statuses: map[string]int{}}
 	b.app.sessions["browser-test-session"] = "demo-jane"
+	jobsDir := t.TempDir()
+	archives, closeArchives, err := openArchives(context.Background(), filepath.Join(jobsDir, "jobs.db"), filepath.Join(jobsDir, "files"), export.NewExporter(data.store), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closeArchives(ctx)
+	})
+	b.app.archives = archives
 	routes := b.app.routes()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /test/click", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, clickPage) })
+	mux.HandleFunc("GET /test/prepare", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, preparePage) })
 	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><form method="post" action="/login"><input name="user" value="%s"></form><script>document.forms[0].submit()</script>`,
 			html.EscapeString(r.URL.Query().Get("user")))
@@ -203,6 +235,26 @@ f.onload = () => {
 };
 </script></body></html>`
 
+// preparePage clicks "Prepare my archive" in the demo page and puts what
+// the page then says into its title.
+const preparePage = `<!doctype html><html><head><title>waiting</title>
+<style>body{margin:0}iframe{border:0;width:100%;height:100vh}</style></head><body>
+<iframe id="f" src="/"></iframe>
+<script>
+const f = document.getElementById("f");
+f.onload = () => {
+  const d = f.contentDocument, button = d.getElementById("prepare");
+  if (!button) { document.title = "no prepare button"; return; }
+  button.click();
+  const poll = () => {
+    const st = d.getElementById("archive-status");
+    if (st && !st.hidden) document.title = "said: " + st.textContent;
+    else setTimeout(poll, 20);
+  };
+  poll();
+};
+</script></body></html>`
+
 // title returns the <title> of a dumped DOM.
 func title(dom string) string {
 	_, rest, _ := strings.Cut(dom, "<title>")
@@ -262,6 +314,54 @@ func TestDemoPageInChromium(t *testing.T) {
 			}
 		}
 		browse(t, bin, b.URL+"/", shot("signed-in"))
+		if nf := b.notFound(); len(nf) > 0 {
+			t.Errorf("the browser got 404 for %v", nf)
+		}
+	})
+
+	t.Run("prepare an archive", func(t *testing.T) {
+		b := newBrowserServer(t, always)
+		got := title(browse(t, bin, b.URL+"/test/prepare", ""))
+		if want := "said: Your archive is being prepared."; !strings.HasPrefix(got, want) {
+			t.Errorf("after the click the page says %q, want %q", got, want)
+		}
+		if b.status("/api/exports") != http.StatusAccepted && b.status("/api/exports") != http.StatusOK {
+			t.Errorf("POST /api/exports answered %d", b.status("/api/exports"))
+		}
+		js, err := b.app.archives.Jobs(context.Background(), "demo-jane")
+		if err != nil || len(js) != 1 {
+			t.Fatalf("jobs after the click: %v, %v", js, err)
+		}
+	})
+
+	t.Run("archive ready", func(t *testing.T) {
+		b := newBrowserServer(t, always)
+		ctx := context.Background()
+		j, _, err := b.app.archives.Enqueue(ctx, "demo-jane")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			js, err := b.app.archives.Jobs(ctx, "demo-jane")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if js[0].Status == "ready" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the archive is %s", js[0].Status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		dom := browse(t, bin, b.URL+"/", "")
+		for _, want := range []string{`id="archive-` + j.ID + `" data-status="ready"`, `href="/api/exports/` + j.ID + `/download"`, ">Ready<", ">Delete<"} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("the archive list lacks %q:\n%s", want, dom)
+			}
+		}
+		browse(t, bin, b.URL+"/", shot("archive-ready"))
 		if nf := b.notFound(); len(nf) > 0 {
 			t.Errorf("the browser got 404 for %v", nf)
 		}

@@ -12,7 +12,9 @@
 // -client-idle (the export's client deadline; the library's default),
 // -builtin-gzip (serve gzip with the library's own coding, the standard
 // library's, rather than klauspost/compress's faster one; for
-// benchexport's comparison).
+// benchexport's comparison), -jobs-db and -files (where the prepared
+// archives' jobs and files are kept: beside the SQLite data file, or in
+// the temp directory).
 // Tables the layout names are created if missing, and the demo users
 // demo-jane and demo-sam are added only when there are no users at all: a
 // database that has the application's tables and users is served as it
@@ -42,6 +44,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,6 +76,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	fs.StringVar(&cfg.layout, "layout", "prisma", "table layout: "+strings.Join(sqlstore.LayoutNames(), " or "))
 	clientIdle := fs.Duration("client-idle", 0, "how long a client may take to accept the next 32 KiB of an export before it is cut (0: the library's default, 30s)")
 	builtinGzip := fs.Bool("builtin-gzip", false, "serve gzip with the library's built-in coding (the standard library's) instead of klauspost/compress's faster one, to compare them")
+	jobsDB := fs.String("jobs-db", "", "SQLite file of the archive jobs (River's queue and export_job; default beside the data: "+filepath.Join(os.TempDir(), "export-demo-jobs.db")+")")
+	filesDir := fs.String("files", "", "private directory of the prepared archives (default beside the jobs file: "+filepath.Join(os.TempDir(), "export-demo-files")+")")
 	debugAddr := fs.String("debug-addr", "", "also serve the Go runtime's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, and never for a public address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -92,6 +97,26 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	app.replaced = data.replaced
 	app.builtinGzip = *builtinGzip
 
+	defaultDB, defaultFiles := jobsPaths(data)
+	if *jobsDB == "" {
+		*jobsDB = defaultDB
+	}
+	if *filesDir == "" {
+		*filesDir = defaultFiles
+	}
+	openCtx, cancelOpen = context.WithTimeout(ctx, 30*time.Second)
+	archives, closeArchives, err := openArchives(openCtx, *jobsDB, *filesDir, export.NewExporter(data.store), logger)
+	cancelOpen()
+	if err != nil {
+		return fmt.Errorf("archive jobs: %w", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closeArchives(stopCtx)
+	}()
+	app.archives = archives
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -105,6 +130,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	for _, n := range data.notes {
 		fmt.Fprintf(out, "export demo: %s\n", n)
 	}
+	fmt.Fprintf(out, "export demo: archive jobs in %s, their files in %s\n", *jobsDB, *filesDir)
 	signIn := "any user ID"
 	if len(data.users) > 0 {
 		signIn = strconv.Quote(data.users[0])

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,8 +45,23 @@ func startServerOutput(t *testing.T, args ...string) (base, output string) {
 // prints (its log included) as it goes.
 func startServerLog(t *testing.T, args ...string) (base string, out *syncBuffer) {
 	t.Helper()
+	base, out, _ = runDemo(t, args...)
+	return base, out
+}
+
+// runDemo runs the demo (as startServer does) and returns, besides, a
+// func that stops it then and there, checking a clean shutdown; the test's
+// end stops it otherwise.
+func runDemo(t *testing.T, args ...string) (base string, out *syncBuffer, stop func()) {
+	t.Helper()
 	if len(args) == 0 {
 		args = []string{"-sqlite", filepath.Join(t.TempDir(), "demo.db")}
+	}
+	if !slices.Contains(args, "-sqlite") {
+		// A server database: the archives' jobs and files in the test's
+		// own directory, not the shared default in the temp directory.
+		dir := t.TempDir()
+		args = append(args, "-jobs-db", filepath.Join(dir, "jobs.db"), "-files", filepath.Join(dir, "files"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -59,18 +75,22 @@ func startServerLog(t *testing.T, args ...string) (base string, out *syncBuffer)
 		cancel()
 		t.Fatalf("server did not start: %v\n%s", err, out.String())
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("shutdown: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("shutdown: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("server did not shut down")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("server did not shut down")
-		}
-	})
-	return base, out
+		})
+	}
+	t.Cleanup(stop)
+	return base, out, stop
 }
 
 // syncBuffer is a bytes.Buffer the server and the test may share.

@@ -45,6 +45,8 @@ type demoData struct {
 	// replaced reports an SQLite file replaced since it was opened (nil
 	// for a server database).
 	replaced func() error
+	// sqlitePath is the SQLite file served, "" for a server database.
+	sqlitePath string
 }
 
 // openData opens the configured database, creates the layout's tables if
@@ -105,6 +107,7 @@ func openData(ctx context.Context, cfg dataConfig) (*demoData, error) {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	d.where = where
+	d.sqlitePath = sqlitePath
 	if sqlitePath != "" {
 		var mode string
 		if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
