@@ -137,7 +137,7 @@ var knownPackages = map[string]string{
 	"memstore": "github.com/agentbot/export/memstore", "storetest": "github.com/agentbot/export/storetest",
 	"sql": "database/sql", "http": "net/http", "context": "context", "iter": "iter", "testing": "testing",
 	"slog": "log/slog", "time": "time", "errors": "errors", "fmt": "fmt", "os": "os", "log": "log",
-	"io": "io", "zstd": "github.com/klauspost/compress/zstd",
+	"io": "io", "zstd": "github.com/klauspost/compress/zstd", "gzip": "github.com/klauspost/compress/gzip",
 	"jobs": "github.com/agentbot/export/jobs", "s3storage": "github.com/agentbot/export/jobs/s3storage",
 	"riversqlite": "github.com/riverqueue/river/riverdriver/riversqlite", "riverdatabasesql": "github.com/riverqueue/river/riverdriver/riverdatabasesql",
 	"s3": "github.com/aws/aws-sdk-go-v2/service/s3", "aws": "github.com/aws/aws-sdk-go-v2/aws",
