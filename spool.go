@@ -322,7 +322,7 @@ func (s *spool) recycle() {
 // Close releases the file, if any, and removes it.
 func (s *spool) Close() error {
 	if s.fl != nil && !s.fl.stopped() {
-		s.fl.stop(true) // an export that failed: what the flusher had is not needed
+		s.fl.discard() // an export that failed
 	}
 	if s.zw != nil { // the coding never ended: release it
 		s.zw.Close()
@@ -498,29 +498,17 @@ func (fl *flusher) swap(b []byte) ([]byte, error) {
 	return <-fl.free, nil
 }
 
-// stop waits for the writer to write what it was given and for the
-// follower to have it all (unless abandon: the document is not needed),
-// and returns the first error.
-func (fl *flusher) stop(abandon bool) error {
-	if !fl.ended {
-		fl.ended = true
-		if abandon {
-			fl.abandon.Store(true)
-		}
-		close(fl.full)
-		<-fl.done
-		if fl.followDone != nil {
-			<-fl.followDone
-		}
-	}
-	if fl.err != nil {
-		return fl.err
-	}
-	return fl.followErr
+// discard ends the writer and the follower of a spool whose export
+// failed: the follower stops within a chunk, as nothing it would make is
+// needed.
+func (fl *flusher) discard() {
+	fl.abandon.Store(true)
+	fl.finish(context.Background())
 }
 
-// finish is stop for a document that is complete, waiting for the
-// follower only while ctx lasts: once ctx ends, it is abandoned.
+// finish waits for the writer to write what it was given and for the
+// follower to have it all, while ctx lasts: once ctx ends, the follower
+// is abandoned. It returns the first error.
 func (fl *flusher) finish(ctx context.Context) error {
 	if !fl.ended {
 		fl.ended = true

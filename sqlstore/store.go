@@ -144,10 +144,9 @@ type view struct {
 	plan *packPlan
 	// host holds PostgreSQL's jit and enable_sort as they were before
 	// the built-in sections changed them, until they are given back
-	// (stream.go); noSort is set while sorts are discouraged; plannerSet
-	// once that was decided.
-	host               *[2]string
-	noSort, plannerSet bool
+	// (stream.go); plannerSet once that was decided.
+	host       *[2]string
+	plannerSet bool
 }
 
 var (

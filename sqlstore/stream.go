@@ -106,7 +106,6 @@ func (v *view) preferStreaming(ctx context.Context) error {
 			return v.setArgs(ctx, restoreSort, v.host[1])
 		}
 	}
-	v.noSort = true
 	return nil
 }
 
@@ -128,7 +127,7 @@ func (v *view) allowSorts(ctx context.Context) error {
 		return nil
 	}
 	host := v.host
-	v.host, v.noSort = nil, false
+	v.host = nil
 	return v.setArgs(ctx, restorePlanner, host[0], host[1])
 }
 
