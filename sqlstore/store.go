@@ -142,10 +142,10 @@ type view struct {
 	// plan says which sections are read packed (packed.go); nil until
 	// the first section is read.
 	plan *packPlan
-	// host holds PostgreSQL's jit and enable_sort as they were before
-	// the built-in sections changed them, until they are given back
-	// (stream.go); plannerSet once that was decided.
-	host       *[2]string
+	// host holds PostgreSQL's jit, enable_sort and plan_cache_mode as
+	// they were before the built-in sections changed them, until they are
+	// given back (stream.go); plannerSet once that was decided.
+	host       *[3]string
 	plannerSet bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/agentbot/export"
 	"github.com/agentbot/export/sqlstore"
+	"github.com/agentbot/export/sqlstore/pgxrows"
 )
 
 // TestSortsDiscouragedOnlyWhereAnIndexServes (PostgreSQL): on the
@@ -35,14 +37,16 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	db.SetMaxOpenConns(1) // one session, whose own setting the export must keep
 	mustExec(t, db, "SET jit = off")
-	settingOf := `SELECT current_setting('enable_sort') AS "enableSort", current_setting('jit') AS "jit" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
+	mustExec(t, db, "SET plan_cache_mode = force_generic_plan")
+	settingOf := `SELECT current_setting('enable_sort') AS "enableSort", current_setting('jit') AS "jit", ` +
+		`current_setting('plan_cache_mode') AS "planCacheMode" FROM ` + quoteTable(tdb, l.User.Table) + ` WHERE id = $1`
 	newStore := func() *sqlstore.Store {
 		t.Helper()
 		st, err := sqlstore.New(db, sqlstore.Postgres, sqlstore.WithLayout(l))
 		require.NoError(t, err)
 		return st
 	}
-	const host = "on off" // enable_sort, jit
+	const host = "on off force_generic_plan" // enable_sort, jit, plan_cache_mode
 
 	// The application's tables: a plan that sorts, and nothing changed.
 	st := newStore()
@@ -64,14 +68,15 @@ func TestSortsDiscouragedOnlyWhereAnIndexServes(t *testing.T) {
 	statements, setting = runOn(t, cc, newStore(), settingOf)
 	require.Equal(t, []string{sqlstore.DiscourageSorts, "EXPLAIN", "EXPLAIN", "EXPLAIN", sqlstore.RestorePlanner}, planner(statements))
 	require.Equal(t, host, setting, "the added section is planned with the host's settings")
-	var jit string
-	require.NoError(t, db.QueryRow("SHOW jit").Scan(&jit))
+	var jit, plans string
+	require.NoError(t, db.QueryRow("SELECT current_setting('jit'), current_setting('plan_cache_mode')").Scan(&jit, &plans))
 	require.Equal(t, "off", jit, "the session keeps its own setting after the export")
+	require.Equal(t, "force_generic_plan", plans, "the session keeps its own setting after the export")
 }
 
 // runOn exports jane with an added section reading the planner's
-// enable_sort and jit, and returns the statements sent and the two
-// settings, "enable_sort jit".
+// enable_sort, jit and plan_cache_mode, and returns the statements sent
+// and the three settings, "enable_sort jit plan_cache_mode".
 func runOn(t *testing.T, cc *countingConnector, st *sqlstore.Store, settingOf string) ([]string, string) {
 	t.Helper()
 	exp := export.NewExporter(st)
@@ -87,7 +92,7 @@ func runOn(t *testing.T, cc *countingConnector, st *sqlstore.Store, settingOf st
 		rest := b.String()[i+len(key)+5:]
 		return rest[:strings.IndexByte(rest, '"')]
 	}
-	return statements, setting("enableSort") + " " + setting("jit")
+	return statements, setting("enableSort") + " " + setting("jit") + " " + setting("planCacheMode")
 }
 
 // planner keeps the statements about planning, EXPLAIN without its query.
@@ -110,7 +115,7 @@ func planner(statements []string) []string {
 func TestStreamingFaults(t *testing.T) {
 	spec := slicesIndex(t, sqlstore.Postgres, "prisma")
 	settings := func() *sqlmock.Rows {
-		return sqlmock.NewRows([]string{"jit", "sort", "set_config", "set_config"}).AddRow("on", "on", "off", "off")
+		return sqlmock.NewRows([]string{"jit", "sort", "plans", "set_config", "set_config", "set_config"}).AddRow("on", "on", "auto", "off", "force_custom_plan", "off")
 	}
 	plan := func(line string) *sqlmock.Rows { return sqlmock.NewRows([]string{"QUERY PLAN"}).AddRow(line) }
 	indexScan := `Index Scan using "Agent_userId_createdAt_id_idx" on "Agent"`
@@ -166,6 +171,55 @@ func TestStreamingFaults(t *testing.T) {
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, sqlstore.OpAgents, se.Op)
 			require.ErrorIs(t, err, errDriver)
+		})
+	}
+}
+
+// TestSectionsPlannedForEachUser (PostgreSQL): the built-in sections'
+// prepared statements are planned for the user at every export, never
+// with a generic plan, however many exports a connection serves, through
+// database/sql's driver interface and through pgxrows. (After five
+// executions PostgreSQL may switch a prepared statement to one plan for
+// any user, which for a large account read the owner index row by row
+// instead of scanning the table: stream.go.)
+func TestSectionsPlannedForEachUser(t *testing.T) {
+	tdb := openDB(t, sqlstore.Postgres)
+	s, w := appTables(t, tdb)
+	fillMany(t, tdb, w, "jane", 30)
+	for _, c := range []struct {
+		name string
+		opts []sqlstore.Option
+	}{{"database/sql", nil}, {"pgxrows", []sqlstore.Option{pgxrows.Option()}}} {
+		t.Run(c.name, func(t *testing.T) {
+			db, err := sql.Open("pgx", tdb.dsn)
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			db.SetMaxOpenConns(1) // one session, whose prepared statements are read below
+			st, err := sqlstore.New(db, sqlstore.Postgres, append([]sqlstore.Option{sqlstore.WithLayout(s.Layout())}, c.opts...)...)
+			require.NoError(t, err)
+			exp := export.NewExporter(st)
+			const exports = 8
+			for range exports {
+				_, err := exp.Export(ctxFor(t), io.Discard, export.Request{UserID: "jane", ExportedAt: time.Now()})
+				require.NoError(t, err)
+			}
+			rows, err := db.QueryContext(ctxFor(t), `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)
+			require.NoError(t, err)
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var stmt string
+				var generic, custom int64
+				require.NoError(t, rows.Scan(&stmt, &generic, &custom))
+				if !strings.Contains(stmt, " ORDER BY ") || strings.HasPrefix(stmt, "EXPLAIN ") {
+					continue // the user's read, the planner's statements, Check's plans
+				}
+				require.Zero(t, generic, "a generic plan for %s", stmt)
+				require.GreaterOrEqual(t, custom, int64(exports), "%s", stmt)
+				n++
+			}
+			require.NoError(t, rows.Err())
+			require.Equal(t, 3, n, "the sections' prepared statements")
 		})
 	}
 }
