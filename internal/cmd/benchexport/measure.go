@@ -66,6 +66,33 @@ func (r *runner) libraryCoded(ds dataset, c codingRun) (sample, error) {
 	return r.timedFetchCoded(p, cookie, c.coding)
 }
 
+// warmExports is how many exports a warm server has served before the
+// one libraryWarm times: past the fifth, where PostgreSQL may have
+// switched a prepared statement to a generic plan (a fresh process never
+// shows what a long-running host sees).
+const warmExports = 8
+
+// libraryWarm is library in a server that has already exported the same
+// account warmExports times: its connections, prepared statements, pools
+// and caches are those of a long-running host.
+func (r *runner) libraryWarm(ds dataset) (sample, error) {
+	p, err := startProcess(r.ctx, r.dir, append([]string{r.server}, ds.dbArgs()...), true)
+	if err != nil {
+		return sample{}, err
+	}
+	defer p.stop()
+	cookie, err := login(r.ctx, p.addr, ds.userID)
+	if err != nil {
+		return sample{}, err
+	}
+	for range warmExports {
+		if status, _, err := fetch(r.ctx, p.addr, cookie, io.Discard); err != nil || status != http.StatusOK {
+			return sample{}, fmt.Errorf("warming the server: status %d, %v\n%s", status, err, p.logTail())
+		}
+	}
+	return r.timedFetchCoded(p, cookie, "")
+}
+
 // naive exports through the naive handler, in a process of its own.
 func (r *runner) naive(ds dataset) (sample, error) {
 	p, err := startProcess(r.ctx, r.dir, append([]string{r.self, "child", "naive", "-user", ds.userID}, ds.dbArgs()...), true)
