@@ -54,6 +54,12 @@ func (r *runner) library(ds dataset) (sample, error) { return r.libraryCoded(ds,
 // libraryCoded is library with Accept-Encoding: c.coding ("" for none),
 // the server started with c.serverArgs.
 func (r *runner) libraryCoded(ds dataset, c codingRun) (sample, error) {
+	return r.libraryAfter(ds, c, 0)
+}
+
+// libraryAfter is libraryCoded in a server that has first exported the
+// same account warm times, untimed.
+func (r *runner) libraryAfter(ds dataset, c codingRun, warm int) (sample, error) {
 	p, err := startProcess(r.ctx, r.dir, append(append([]string{r.server}, ds.dbArgs()...), c.serverArgs...), true)
 	if err != nil {
 		return sample{}, err
@@ -62,6 +68,11 @@ func (r *runner) libraryCoded(ds dataset, c codingRun) (sample, error) {
 	cookie, err := login(r.ctx, p.addr, ds.userID)
 	if err != nil {
 		return sample{}, err
+	}
+	for range warm {
+		if status, _, err := fetchCoded(r.ctx, p.addr, cookie, c.coding, io.Discard); err != nil || status != http.StatusOK {
+			return sample{}, fmt.Errorf("warming the server: status %d, %v\n%s", status, err, p.logTail())
+		}
 	}
 	return r.timedFetchCoded(p, cookie, c.coding)
 }
@@ -76,21 +87,7 @@ const warmExports = 8
 // account warmExports times: its connections, prepared statements, pools
 // and caches are those of a long-running host.
 func (r *runner) libraryWarm(ds dataset) (sample, error) {
-	p, err := startProcess(r.ctx, r.dir, append([]string{r.server}, ds.dbArgs()...), true)
-	if err != nil {
-		return sample{}, err
-	}
-	defer p.stop()
-	cookie, err := login(r.ctx, p.addr, ds.userID)
-	if err != nil {
-		return sample{}, err
-	}
-	for range warmExports {
-		if status, _, err := fetch(r.ctx, p.addr, cookie, io.Discard); err != nil || status != http.StatusOK {
-			return sample{}, fmt.Errorf("warming the server: status %d, %v\n%s", status, err, p.logTail())
-		}
-	}
-	return r.timedFetchCoded(p, cookie, "")
+	return r.libraryAfter(ds, codingRun{}, warmExports)
 }
 
 // naive exports through the naive handler, in a process of its own.
